@@ -1,0 +1,104 @@
+/* C-level benchmark runner: times the kernels directly, without Swift in the way.
+ *   cbench [--cases a,b] [--threads N]
+ * prints one JSON line per case (the same contract as neuron-bench) plus GFLOPS where it means something. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "ckernels.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static float *filled(size_t n, unsigned seed) {
+    float *p = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64 + 64);
+    for (size_t i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; p[i] = (float)(seed >> 8) / 16777216.0f - 0.5f; }
+    return p;
+}
+
+/* A case runs its body once per call; `flops` (0 if not meaningful) gives GFLOPS. */
+typedef struct {
+    const char *name;
+    double flops;
+    void (*setup)(void);
+    void (*run)(void);
+    void (*teardown)(void);
+} bench_case;
+
+/* ---- sgemm_peak: 2048^3 ---- */
+enum { GEMM_N = 2048 };
+static float *ga, *gb, *gc;
+static void gemm_setup(void) { ga = filled((size_t)GEMM_N * GEMM_N, 1); gb = filled((size_t)GEMM_N * GEMM_N, 2); gc = filled((size_t)GEMM_N * GEMM_N, 3); }
+static void gemm_run(void) { nn_sgemm(0, 0, GEMM_N, GEMM_N, GEMM_N, 1.0f, ga, GEMM_N, gb, GEMM_N, 0.0f, gc, GEMM_N); }
+static void gemm_teardown(void) { free(ga); free(gb); free(gc); }
+
+/* Further kernel families register their cases here. */
+#include "cbench_cases.h"
+
+static const bench_case cases[] = {
+    {"sgemm_peak", 2.0 * GEMM_N * GEMM_N * GEMM_N, gemm_setup, gemm_run, gemm_teardown},
+    CBENCH_FAMILY_CASES
+};
+
+/* FMA peak of one core: 2 AVX-512 FMA units x 16 lanes x 2 flops, at the clock measured by a timed
+ * dependent-free FMA loop would be ideal; here we use the documented figure for this machine kind
+ * (../shared/bench/README.md: ~134 GFLOPS per core) unless NEURON_PEAK_GFLOPS_PER_CORE says otherwise. */
+static double peak_gflops(int threads) {
+    const char *env = getenv("NEURON_PEAK_GFLOPS_PER_CORE");
+    double per_core = env ? atof(env) : 134.0;
+    return per_core * threads;
+}
+
+static int wanted(const char *list, const char *name) {
+    if (!list) return 1;
+    size_t len = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += len)
+        if ((p == list || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *list = NULL;
+    int threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cases") && i + 1 < argc) list = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: %s [--cases a,b] [--threads N]\n", argv[0]); return 2; }
+    }
+    nn_set_num_threads(threads);
+    threads = nn_get_num_threads();
+    fprintf(stderr, "cbench: openmp %s, %d threads\n", nn_openmp_enabled() ? "on" : "off", threads);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const bench_case *bc = &cases[c];
+        if (!wanted(list, bc->name)) continue;
+        bc->setup();
+        bc->run(); /* warm-up */
+        double times[4096];
+        int reps = 0;
+        double start = now_ms();
+        while (reps < 4096 && (reps < 20 || now_ms() - start < 1000.0)) {
+            double t0 = now_ms();
+            bc->run();
+            times[reps++] = now_ms() - t0;
+        }
+        bc->teardown();
+        qsort(times, reps, sizeof times[0], cmp_double);
+        double median = times[reps / 2], best = times[0];
+        printf("{\"case\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"reps\": %d", bc->name, median, best, reps);
+        if (bc->flops > 0) {
+            double gflops = bc->flops / (median * 1e6);
+            printf(", \"gflops\": %.1f, \"peak_share\": %.3f", gflops, gflops / peak_gflops(threads));
+        }
+        printf("}\n");
+        fflush(stdout);
+    }
+    return 0;
+}

@@ -1,0 +1,10 @@
+/* Benchmark cases of the kernel families beyond GEMM. Each family has a header here that defines its
+ * setup/run/teardown functions and a macro of its rows; CBENCH_FAMILY_CASES lists them all. */
+#ifndef NEURON_CBENCH_CASES_H
+#define NEURON_CBENCH_CASES_H
+
+#include "cbench_conv.h"
+
+#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES
+
+#endif

@@ -1,0 +1,2 @@
+/* Convolution benchmark cases (../shared/bench/README.md). */
+#define CBENCH_CONV_CASES

@@ -1,0 +1,25 @@
+/* Private helpers shared by the kernel files (not part of the public header). */
+#ifndef NEURON_NN_INTERNAL_H
+#define NEURON_NN_INTERNAL_H
+
+#include <assert.h>
+#include "ckernels.h"
+
+/* The OpenMP runtime functions we call, declared here: the Swift toolchain's clang ships no omp.h
+ * and Debian's lives in an LLVM-14 directory (../shared/TOOLCHAIN.md). */
+#ifdef _OPENMP
+int omp_get_max_threads(void);
+int omp_get_thread_num(void);
+#endif
+
+/* Below this many elements a loop runs on the calling thread: forking a team costs more than it saves. */
+#define NN_PARALLEL_MIN 32768
+
+/* The thread count our parallel loops use (nn_set_num_threads), resolved once. */
+int nn_threads(void);
+
+#define NN_STR(x) #x
+/* One parallel loop over the outer index, static schedule, each thread owning whole outputs. */
+#define NN_PARALLEL_FOR_IF(cond) _Pragma(NN_STR(omp parallel for schedule(static) num_threads(nn_threads()) if(cond)))
+
+#endif

@@ -1,0 +1,86 @@
+import Foundation
+import Synchronization
+
+/// A reference-counted, 64-byte aligned float buffer. Tensors share one until a write (copy-on-write).
+///
+/// Freed buffers go back to a small size-keyed cache, so a training loop that allocates the same
+/// activation shapes every step reuses memory instead of paging fresh buffers in (PyTorch's CPU
+/// allocator relies on the C allocator for the same; large `malloc`s here would be fresh `mmap`s).
+final class TensorStorage: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    /// Uninitialised storage for `count` floats.
+    init(count: Int) {
+        precondition(count >= 0, "negative storage size")
+        self.count = count
+        self.pointer = BufferCache.shared.take(count: count)
+    }
+
+    convenience init(repeating value: Float, count: Int) {
+        self.init(count: count)
+        pointer.initialize(repeating: value, count: count)
+    }
+
+    deinit { BufferCache.shared.give(pointer, count: count) }
+
+    func copy() -> TensorStorage {
+        let s = TensorStorage(count: count)
+        s.pointer.update(from: pointer, count: count)
+        return s
+    }
+}
+
+/// The cache behind `TensorStorage`: free lists keyed by exact element count, bounded in bytes.
+final class BufferCache: Sendable {
+    static let shared = BufferCache()
+    /// Buffers smaller than this go straight to malloc/free, which handles them well.
+    private static let minimumCachedBytes = 64 * 1024
+    private static let capacityBytes = 1 << 30
+
+    private struct State: ~Copyable {
+        var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+        var cachedBytes = 0
+    }
+    private let state = Mutex(State())
+
+    func take(count: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if bytes >= Self.minimumCachedBytes {
+            let reused: UnsafeMutablePointer<Float>? = state.withLock { s in
+                guard let p = s.free[count]?.popLast() else { return nil }
+                s.cachedBytes -= bytes
+                return p
+            }
+            if let p = reused { return p }
+        }
+        var raw: UnsafeMutableRawPointer?
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    func give(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if bytes >= Self.minimumCachedBytes {
+            let kept = state.withLock { s -> Bool in
+                guard s.cachedBytes + bytes <= Self.capacityBytes else { return false }
+                s.free[count, default: []].append(pointer)
+                s.cachedBytes += bytes
+                return true
+            }
+            if kept { return }
+        }
+        free(pointer)
+    }
+
+    /// Returns every cached buffer to the system.
+    func purge() {
+        let all = state.withLock { s -> [UnsafeMutablePointer<Float>] in
+            let all = s.free.values.flatMap { $0 }
+            s.free = [:]
+            s.cachedBytes = 0
+            return all
+        }
+        for p in all { free(p) }
+    }
+}

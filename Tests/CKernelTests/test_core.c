@@ -1,0 +1,90 @@
+/* Core kernels: GEMM against its reference loop, reductions, softmax, losses. */
+#include "ctest.h"
+
+static void test_sgemm(void) {
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int m = 37, n = 29, k = 53;
+            float a[37 * 53], b[53 * 29], c[37 * 29], r[37 * 29];
+            ctest_fill(a, sizeof a / 4, -1, 1);
+            ctest_fill(b, sizeof b / 4, -1, 1);
+            ctest_fill(c, sizeof c / 4, -1, 1);
+            memcpy(r, c, sizeof c);
+            int lda = ta ? m : k, ldb = tb ? k : n;
+            nn_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c, n);
+            nn_sgemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, r, n);
+            ctest_close("sgemm", c, r, (size_t)m * n, 1e-5f, 1e-5f);
+        }
+    /* k = 0: the empty sum scaled by beta. */
+    float c0[4] = {1, 2, 3, 4};
+    nn_sgemm(0, 0, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 0.0f, c0, 2);
+    CHECK(c0[0] == 0 && c0[3] == 0);
+}
+
+static void test_reduce(void) {
+    enum { O = 3, N = 70, I = 130 };
+    static float x[O * N * I], out[O * I], outmax[O * I];
+    int64_t arg[O * I];
+    ctest_fill(x, O * N * I, -2, 2);
+    nn_reduce_sum(out, x, O, N, I);
+    nn_reduce_max(outmax, arg, x, O, N, I);
+    int ok = 1;
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            double s = 0;
+            float m = x[o * N * I + i];
+            int64_t a = 0;
+            for (int k = 0; k < N; k++) {
+                float v = x[(o * N + k) * I + i];
+                s += v;
+                if (v > m) { m = v; a = k; }
+            }
+            ok &= fabs(out[o * I + i] - s) <= 1e-5 + 1e-6 * fabs(s);
+            ok &= outmax[o * I + i] == m && arg[o * I + i] == a;
+        }
+    CHECK(ok);
+    float ties[4] = {1, 3, 3, 0}, tm;
+    int64_t ta;
+    nn_reduce_max(&tm, &ta, ties, 1, 4, 1);
+    CHECK(tm == 3 && ta == 1);
+}
+
+static void test_softmax_extremes(void) {
+    float x[6] = {1000, -1000, 0, 1000, 5, -3}, y[6], ly[6];
+    nn_softmax_forward(y, x, 1, 6, 1, 0);
+    nn_softmax_forward(ly, x, 1, 6, 1, 1);
+    int finite = 1;
+    for (int i = 0; i < 6; i++) finite &= isfinite(y[i]) && isfinite(ly[i]);
+    CHECK(finite);
+    CHECK(fabsf(y[0] - 0.5f) < 1e-6f && fabsf(y[3] - 0.5f) < 1e-6f);
+    CHECK(fabsf(ly[0] + logf(2.0f)) < 1e-5f);
+}
+
+static void test_cross_entropy_grad(void) {
+    /* Central differences in the loss against the analytic gradient. */
+    enum { R = 4, C = 5 };
+    float z[R * C], logp[R * C], loss[R], dz[R * C];
+    int64_t labels[R] = {0, 4, 2, 2};
+    ctest_fill(z, R * C, -3, 3);
+    nn_cross_entropy_forward(loss, logp, z, labels, NULL, R, C);
+    nn_cross_entropy_backward(dz, NULL, logp, labels, NULL, 1.0f, R, C);
+    float num[R * C];
+    for (int j = 0; j < R * C; j++) {
+        float keep = z[j], h = 1e-2f, lp[R], lm[R];
+        z[j] = keep + h; nn_cross_entropy_forward(lp, logp, z, labels, NULL, R, C);
+        z[j] = keep - h; nn_cross_entropy_forward(lm, logp, z, labels, NULL, R, C);
+        z[j] = keep;
+        double s = 0;
+        for (int r = 0; r < R; r++) s += (double)lp[r] - lm[r];
+        num[j] = (float)(s / (2 * h));
+    }
+    ctest_close("cross_entropy grad", dz, num, R * C, 1e-3f, 1e-2f);
+}
+
+int main(void) {
+    test_sgemm();
+    test_reduce();
+    test_softmax_extremes();
+    test_cross_entropy_grad();
+    return ctest_finish("test_core");
+}
