@@ -18,7 +18,7 @@ let package = Package(
         .target(
             name: "CKernels",
             path: "CKernels",
-            exclude: ["README.md"],
+            
             cSettings: [.define("NDEBUG", .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("omp5"), .linkedLibrary("m")]
         ),

@@ -24,4 +24,4 @@ public enum NeuronError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Formats a shape the way messages print it: `[2, 3]`.
-@inlinable func shapeString(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+func shapeString(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -39,7 +39,8 @@ final class BufferCache: Sendable {
     private static let capacityBytes = 1 << 30
 
     private struct State: ~Copyable {
-        var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+        // Addresses as integers: raw pointers are not Sendable, and the mutex hands values across threads.
+        var free: [Int: [UInt]] = [:]
         var cachedBytes = 0
     }
     private let state = Mutex(State())
@@ -47,12 +48,12 @@ final class BufferCache: Sendable {
     func take(count: Int) -> UnsafeMutablePointer<Float> {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         if bytes >= Self.minimumCachedBytes {
-            let reused: UnsafeMutablePointer<Float>? = state.withLock { s in
+            let reused: UInt? = state.withLock { s in
                 guard let p = s.free[count]?.popLast() else { return nil }
                 s.cachedBytes -= bytes
                 return p
             }
-            if let p = reused { return p }
+            if let reused, let p = UnsafeMutablePointer<Float>(bitPattern: reused) { return p }
         }
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
@@ -62,9 +63,10 @@ final class BufferCache: Sendable {
     func give(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         if bytes >= Self.minimumCachedBytes {
+            let address = UInt(bitPattern: pointer)
             let kept = state.withLock { s -> Bool in
                 guard s.cachedBytes + bytes <= Self.capacityBytes else { return false }
-                s.free[count, default: []].append(pointer)
+                s.free[count, default: []].append(address)
                 s.cachedBytes += bytes
                 return true
             }
@@ -75,12 +77,12 @@ final class BufferCache: Sendable {
 
     /// Returns every cached buffer to the system.
     func purge() {
-        let all = state.withLock { s -> [UnsafeMutablePointer<Float>] in
+        let all = state.withLock { s -> [UInt] in
             let all = s.free.values.flatMap { $0 }
             s.free = [:]
             s.cachedBytes = 0
             return all
         }
-        for p in all { free(p) }
+        for p in all { free(UnsafeMutableRawPointer(bitPattern: p)) }
     }
 }

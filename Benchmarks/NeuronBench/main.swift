@@ -1,0 +1,2 @@
+import Neuron
+print(Neuron.threadingSummary)

@@ -1,0 +1,221 @@
+/* Batch normalisation over (N, C, S) tensors (semantics in include/batchnorm.h).
+ *
+ * Threads own blocks of whole channels, so every per-channel sum is one thread's double accumulator
+ * running over (n, s) in a fixed order: results do not depend on the thread count, nor on the block size.
+ * Blocks of several channels matter for S = 1 (BatchNorm1d on (N, C)): one channel alone would read a
+ * strided column, while a block reads CHANNEL_BLOCK neighbours from each row. */
+#include "nn_internal.h"
+#include <math.h>
+
+#define CHANNEL_BLOCK 16
+
+/* Enough blocks to give every thread work, never more than CHANNEL_BLOCK channels in one. */
+static long channel_block(long c) {
+    long threads = nn_threads(), b = (c + threads - 1) / threads;
+    return b < 1 ? 1 : b > CHANNEL_BLOCK ? CHANNEL_BLOCK : b;
+}
+
+static inline long min_long(long a, long b) { return a < b ? a : b; }
+
+/* y = x * scale[k] + shift[k] for the nb channels starting at c0; y (N, C, S), x (N, C, S), scale, shift (nb).
+ * Folding the statistics and the affine into one multiply-add per element is what PyTorch's CPU kernel does. */
+static void normalise_block(float *y, const float *x, const float *scale, const float *shift, long c0, long nb,
+                            long n, long c, long s) {
+    for (long i = 0; i < n; i++)
+        for (long k = 0; k < nb; k++) {
+            long base = (i * c + c0 + k) * s;
+            for (long t = 0; t < s; t++) y[base + t] = x[base + t] * scale[k] + shift[k];
+        }
+}
+
+/* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
+void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
+                                const float *x, const float *gamma, const float *beta,
+                                int n, int c, int s, float momentum, float eps) {
+    long m = (long)n * s;
+    /* One value per channel has no variance; the Swift layer rejects it as PyTorch does. */
+    assert(y && mean && invstd && x && m > 1 && c >= 0 && (running_mean == NULL) == (running_var == NULL));
+    long block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++) {
+        long c0 = blk * block, nb = min_long(block, c - c0);
+        double sum[CHANNEL_BLOCK] = {0}, dev[CHANNEL_BLOCK] = {0}, mu[CHANNEL_BLOCK];
+        for (long i = 0; i < n; i++)
+            for (long k = 0; k < nb; k++) {
+                const float *row = x + (i * c + c0 + k) * s;
+                double acc = sum[k];
+                for (long t = 0; t < s; t++) acc += row[t];
+                sum[k] = acc;
+            }
+        for (long k = 0; k < nb; k++) mu[k] = sum[k] / (double)m;
+        /* Two passes: the variance from squared deviations does not cancel catastrophically as
+         * E[x^2] - E[x]^2 does when |mean| >> std. */
+        for (long i = 0; i < n; i++)
+            for (long k = 0; k < nb; k++) {
+                const float *row = x + (i * c + c0 + k) * s;
+                double acc = dev[k];
+                for (long t = 0; t < s; t++) {
+                    double d = row[t] - mu[k];
+                    acc += d * d;
+                }
+                dev[k] = acc;
+            }
+        float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
+        for (long k = 0; k < nb; k++) {
+            long ch = c0 + k;
+            double var = dev[k] / (double)m, istd = 1.0 / sqrt(var + (double)eps);
+            double g = gamma ? gamma[ch] : 1.0, b = beta ? beta[ch] : 0.0;
+            mean[ch] = (float)mu[k];
+            invstd[ch] = (float)istd;
+            if (running_mean) {
+                running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + (double)momentum * mu[k]);
+                running_var[ch] = (float)((1.0 - momentum) * running_var[ch] +
+                                          (double)momentum * var * (double)m / (double)(m - 1));
+            }
+            scale[k] = (float)(g * istd);
+            shift[k] = (float)(b - mu[k] * g * istd);
+        }
+        normalise_block(y, x, scale, shift, c0, nb, n, c, s);
+    }
+}
+
+/* y, x (N, C, S); mean, invstd, gamma, beta, running_mean, running_var (C). */
+void nn_batchnorm_forward_eval(float *y, float *mean, float *invstd, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean, const float *running_var,
+                               int n, int c, int s, float eps) {
+    assert(y && x && running_mean && running_var && n >= 0 && c >= 0 && s >= 0);
+    long block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)n * c * s >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++) {
+        long c0 = blk * block, nb = min_long(block, c - c0);
+        float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
+        for (long k = 0; k < nb; k++) {
+            long ch = c0 + k;
+            double istd = 1.0 / sqrt((double)running_var[ch] + (double)eps);
+            double g = gamma ? gamma[ch] : 1.0, b = beta ? beta[ch] : 0.0;
+            if (mean) mean[ch] = running_mean[ch];
+            if (invstd) invstd[ch] = (float)istd;
+            scale[k] = (float)(g * istd);
+            shift[k] = (float)(b - running_mean[ch] * g * istd);
+        }
+        normalise_block(y, x, scale, shift, c0, nb, n, c, s);
+    }
+}
+
+/* dx, dy, x (N, C, S); dgamma, dbeta, gamma, mean, invstd (C). */
+void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                           const float *gamma, const float *mean, const float *invstd,
+                           int n, int c, int s, int training) {
+    long m = (long)n * s;
+    /* x only enters through the batch statistics (training) and xhat (dgamma). */
+    int need_x = training || dgamma != NULL, need_sums = need_x || dbeta != NULL;
+    assert(dy && mean && invstd && n >= 0 && c >= 0 && s >= 0 && (x || !need_x));
+    assert(!training || m > 1);
+    long block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++) {
+        long c0 = blk * block, nb = min_long(block, c - c0);
+        /* sum_dy = sum(dy), sum_dyx = sum(dy * (x - mean)) per channel. */
+        double sum_dy[CHANNEL_BLOCK] = {0}, sum_dyx[CHANNEL_BLOCK] = {0};
+        if (need_sums)
+            for (long i = 0; i < n; i++)
+                for (long k = 0; k < nb; k++) {
+                    long base = (i * c + c0 + k) * s;
+                    double a = sum_dy[k], b = sum_dyx[k], mu = mean[c0 + k];
+                    if (need_x)
+                        for (long t = 0; t < s; t++) {
+                            a += dy[base + t];
+                            b += (double)dy[base + t] * (x[base + t] - mu);
+                        }
+                    else
+                        for (long t = 0; t < s; t++) a += dy[base + t];
+                    sum_dy[k] = a;
+                    sum_dyx[k] = b;
+                }
+        /* dx = k_dy dy + k_x (x - mean) + k_0: the training formula expanded; k_x = k_0 = 0 in eval mode. */
+        float k_dy[CHANNEL_BLOCK], k_x[CHANNEL_BLOCK], k_0[CHANNEL_BLOCK];
+        for (long k = 0; k < nb; k++) {
+            long ch = c0 + k;
+            double istd = invstd[ch], g = gamma ? gamma[ch] : 1.0;
+            if (dgamma) dgamma[ch] += (float)(sum_dyx[k] * istd);
+            if (dbeta) dbeta[ch] += (float)sum_dy[k];
+            k_dy[k] = (float)(g * istd);
+            k_x[k] = (float)(-g * istd * istd * istd * sum_dyx[k] / (double)m);
+            k_0[k] = (float)(-g * istd * sum_dy[k] / (double)m);
+        }
+        if (!dx) continue;
+        for (long i = 0; i < n; i++)
+            for (long k = 0; k < nb; k++) {
+                long base = (i * c + c0 + k) * s;
+                float mu = mean[c0 + k];
+                if (training)
+                    for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t] + k_x[k] * (x[base + t] - mu) + k_0[k];
+                else
+                    for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t];
+            }
+    }
+}
+
+/* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
+void nn_batchnorm_forward_train_ref(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
+                                    const float *x, const float *gamma, const float *beta,
+                                    int n, int c, int s, float momentum, float eps) {
+    long m = (long)n * s;
+    assert(y && mean && invstd && x && m > 1);
+    for (long ch = 0; ch < c; ch++) {
+        double sum = 0.0, dev = 0.0;
+        for (long i = 0; i < n; i++)
+            for (long t = 0; t < s; t++) sum += x[(i * c + ch) * s + t];
+        double mu = sum / (double)m;
+        for (long i = 0; i < n; i++)
+            for (long t = 0; t < s; t++) {
+                double d = x[(i * c + ch) * s + t] - mu;
+                dev += d * d;
+            }
+        double var = dev / (double)m, istd = 1.0 / sqrt(var + (double)eps);
+        mean[ch] = (float)mu;
+        invstd[ch] = (float)istd;
+        if (running_mean) {
+            running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
+            running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (dev / (double)(m - 1)));
+        }
+        for (long i = 0; i < n; i++)
+            for (long t = 0; t < s; t++) {
+                long at = (i * c + ch) * s + t;
+                double xhat = (x[at] - mu) * istd;
+                y[at] = (float)(xhat * (gamma ? gamma[ch] : 1.0) + (beta ? beta[ch] : 0.0));
+            }
+    }
+}
+
+/* dx, dy, x (N, C, S); dgamma, dbeta, gamma, mean, invstd (C). */
+void nn_batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                               const float *gamma, const float *mean, const float *invstd,
+                               int n, int c, int s, int training) {
+    long m = (long)n * s;
+    assert(dy && x && mean && invstd);
+    for (long ch = 0; ch < c; ch++) {
+        double g = gamma ? gamma[ch] : 1.0, istd = invstd[ch];
+        /* The textbook form through xhat and dxhat = dy * gamma. */
+        double sum_dxhat = 0.0, sum_dxhat_xhat = 0.0, sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (long i = 0; i < n; i++)
+            for (long t = 0; t < s; t++) {
+                long at = (i * c + ch) * s + t;
+                double xhat = (x[at] - (double)mean[ch]) * istd, dxhat = dy[at] * g;
+                sum_dxhat += dxhat;
+                sum_dxhat_xhat += dxhat * xhat;
+                sum_dy += dy[at];
+                sum_dy_xhat += dy[at] * xhat;
+            }
+        if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
+        if (dbeta) dbeta[ch] += (float)sum_dy;
+        if (!dx) continue;
+        for (long i = 0; i < n; i++)
+            for (long t = 0; t < s; t++) {
+                long at = (i * c + ch) * s + t;
+                double xhat = (x[at] - (double)mean[ch]) * istd, dxhat = dy[at] * g;
+                dx[at] = training ? (float)(istd / (double)m * ((double)m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat))
+                                  : (float)(dxhat * istd);
+            }
+    }
+}

@@ -1,0 +1,263 @@
+/* Pooling over the spatial axes of NCHW tensors: max, average and adaptive average, forward and backward
+ * (semantics in include/pool.h). Forward passes split output rows across threads. Backward passes split
+ * whole (n, c) planes instead: overlapping windows scatter into the same input elements, and a plane owned
+ * by one thread needs neither atomics nor a reduction, so dx is the same for any thread count. */
+#include "nn_internal.h"
+#include <math.h>
+#include <string.h>
+
+/* Rounds toward minus infinity: a kernel larger than the padded input makes the numerator negative,
+ * and C's truncating division would then report one output instead of none. */
+static long floor_div(long a, long b) {
+    long q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int nn_pool_out_size(int in, int k, int stride, int pad, int ceil_mode) {
+    assert(k >= 1 && stride >= 1 && pad >= 0);
+    long out = floor_div((long)in + 2L * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    /* A last ceil_mode window that starts in the right padding would cover no input: PyTorch drops it. */
+    if (ceil_mode && (out - 1) * stride >= (long)in + pad) out--;
+    return (int)out;
+}
+
+int nn_pool2d_out_h(const nn_pool2d_params *p) {
+    return nn_pool_out_size(p->h, p->kh, p->stride_h, p->pad_h, p->ceil_mode);
+}
+
+int nn_pool2d_out_w(const nn_pool2d_params *p) {
+    return nn_pool_out_size(p->w, p->kw, p->stride_w, p->pad_w, p->ceil_mode);
+}
+
+/* The contract every strided pooling kernel relies on: with pad <= k/2 and a positive output size from
+ * nn_pool_out_size, each window overlaps the input, so a maximum and a divisor always exist. */
+static inline int params_ok(const nn_pool2d_params *p) {
+    return p->n >= 0 && p->c >= 0 && p->h >= 1 && p->w >= 1 && p->kh >= 1 && p->kw >= 1 &&
+           p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0 &&
+           2 * p->pad_h <= p->kh && 2 * p->pad_w <= p->kw && nn_pool2d_out_h(p) >= 1 && nn_pool2d_out_w(p) >= 1;
+}
+
+/* One axis of one window: [lo, hi) are the input positions it covers; span is its extent when padding
+ * counts but the part of a ceil_mode window beyond the padding does not (the count_include_pad divisor). */
+typedef struct { long lo, hi, span; } window;
+
+/* How one spatial axis is cut into windows: strided (k, stride, pad) or adaptive (out equal-ish parts). */
+typedef struct { long in, out, k, stride, pad; int adaptive; } axis;
+
+static inline window axis_window(axis ax, long o) {
+    window win;
+    if (ax.adaptive) {
+        /* [floor(o*in/out), ceil((o+1)*in/out)): adjacent windows may share an element. */
+        win.lo = o * ax.in / ax.out;
+        win.hi = ((o + 1) * ax.in + ax.out - 1) / ax.out;
+        win.span = win.hi - win.lo;
+    } else {
+        long start = o * ax.stride - ax.pad, end = start + ax.k;
+        win.lo = start > 0 ? start : 0;
+        win.hi = end < ax.in ? end : ax.in;
+        win.span = (end < ax.in + ax.pad ? end : ax.in + ax.pad) - start;
+    }
+    return win;
+}
+
+static inline axis rows_of(const nn_pool2d_params *p) {
+    axis ax = { p->h, nn_pool2d_out_h(p), p->kh, p->stride_h, p->pad_h, 0 };
+    return ax;
+}
+
+static inline axis cols_of(const nn_pool2d_params *p) {
+    axis ax = { p->w, nn_pool2d_out_w(p), p->kw, p->stride_w, p->pad_w, 0 };
+    return ax;
+}
+
+static inline axis adaptive_axis(long in, long out) {
+    axis ax = { in, out, 0, 0, 0, 1 };
+    return ax;
+}
+
+/* Total taps over all outputs: below NN_PARALLEL_MIN a team costs more than the loop. */
+static inline long pool_work(const nn_pool2d_params *p, long oh, long ow) {
+    return (long)p->n * p->c * oh * ow * p->kh * p->kw;
+}
+
+/* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
+void nn_max_pool2d_forward(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
+    assert(y && x && params_ok(p));
+    axis ah = rows_of(p), aw = cols_of(p);
+    long w = p->w, rows = (long)p->n * p->c * ah.out;
+    NN_PARALLEL_FOR_IF(pool_work(p, ah.out, aw.out) >= NN_PARALLEL_MIN)
+    for (long r = 0; r < rows; r++) {
+        const float *plane = x + (r / ah.out) * p->h * w;
+        window wh = axis_window(ah, r % ah.out);
+        for (long j = 0; j < aw.out; j++) {
+            window ww = axis_window(aw, j);
+            /* Padding is -inf, so a window of -inf values reports its first real element. */
+            float best = -INFINITY;
+            long best_at = wh.lo * w + ww.lo;
+            for (long a = wh.lo; a < wh.hi; a++)
+                for (long b = ww.lo; b < ww.hi; b++) {
+                    float v = plane[a * w + b];
+                    if (v > best || isnan(v)) { best = v; best_at = a * w + b; }
+                }
+            y[r * aw.out + j] = best;
+            if (indices) indices[r * aw.out + j] = best_at;
+        }
+    }
+}
+
+/* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
+void nn_max_pool2d_forward_ref(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
+    assert(y && x && params_ok(p));
+    long h = p->h, w = p->w, oh = nn_pool2d_out_h(p), ow = nn_pool2d_out_w(p);
+    for (long pl = 0; pl < (long)p->n * p->c; pl++)
+        for (long i = 0; i < oh; i++)
+            for (long j = 0; j < ow; j++) {
+                float best = -INFINITY;
+                long best_at = -1;
+                for (long a = 0; a < p->kh; a++)
+                    for (long b = 0; b < p->kw; b++) {
+                        long hh = i * p->stride_h - p->pad_h + a, ww = j * p->stride_w - p->pad_w + b;
+                        if (hh < 0 || hh >= h || ww < 0 || ww >= w) continue;
+                        float v = x[(pl * h + hh) * w + ww];
+                        if (best_at < 0 || v > best || isnan(v)) { best = v; best_at = hh * w + ww; }
+                    }
+                long o = (pl * oh + i) * ow + j;
+                y[o] = best;
+                if (indices) indices[o] = best_at;
+            }
+}
+
+/* dx (N, C, H, W); dy, indices (N, C, OH, OW). */
+void nn_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
+    assert(dx && dy && indices && params_ok(p));
+    long hw = (long)p->h * p->w, ohw = (long)nn_pool2d_out_h(p) * nn_pool2d_out_w(p);
+    long planes = (long)p->n * p->c;
+    NN_PARALLEL_FOR_IF(planes > 1 && planes * (hw + ohw) >= NN_PARALLEL_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        float *g = dx + pl * hw;
+        const float *d = dy + pl * ohw;
+        const int64_t *at = indices + pl * ohw;
+        memset(g, 0, (size_t)hw * sizeof(float));
+        for (long t = 0; t < ohw; t++) {
+            assert(at[t] >= 0 && at[t] < hw);
+            g[at[t]] += d[t];
+        }
+    }
+}
+
+/* Adaptive windows have no padding, so their span is their real count and either rule gives it. */
+static inline long avg_divisor(window wh, window ww, int count_include_pad) {
+    return count_include_pad ? wh.span * ww.span : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+}
+
+/* The one average-pooling forward, strided or adaptive: y (planes, OH, OW); x (planes, H, W).
+ * Sums in double in row-major order. */
+static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad, long work) {
+    long rows = planes * ah.out;
+    NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
+    for (long r = 0; r < rows; r++) {
+        const float *plane = x + (r / ah.out) * ah.in * aw.in;
+        window wh = axis_window(ah, r % ah.out);
+        for (long j = 0; j < aw.out; j++) {
+            window ww = axis_window(aw, j);
+            double sum = 0.0;
+            for (long a = wh.lo; a < wh.hi; a++)
+                for (long b = ww.lo; b < ww.hi; b++) sum += plane[a * aw.in + b];
+            y[r * aw.out + j] = (float)(sum / (double)avg_divisor(wh, ww, count_include_pad));
+        }
+    }
+}
+
+/* The one average-pooling backward: dx (planes, H, W) written; dy (planes, OH, OW). */
+static void avg_backward(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad, long work) {
+    long hw = ah.in * aw.in;
+    NN_PARALLEL_FOR_IF(planes > 1 && work >= NN_PARALLEL_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+        float *g = dx + pl * hw;
+        memset(g, 0, (size_t)hw * sizeof(float));
+        for (long i = 0; i < ah.out; i++) {
+            window wh = axis_window(ah, i);
+            for (long j = 0; j < aw.out; j++) {
+                window ww = axis_window(aw, j);
+                float share = dy[(pl * ah.out + i) * aw.out + j] / (float)avg_divisor(wh, ww, count_include_pad);
+                for (long a = wh.lo; a < wh.hi; a++)
+                    for (long b = ww.lo; b < ww.hi; b++) g[a * aw.in + b] += share;
+            }
+        }
+    }
+}
+
+/* y (N, C, OH, OW); x (N, C, H, W). */
+void nn_avg_pool2d_forward(float *y, const float *x, const nn_pool2d_params *p) {
+    assert(y && x && params_ok(p));
+    axis ah = rows_of(p), aw = cols_of(p);
+    avg_forward(y, x, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
+}
+
+/* dx (N, C, H, W); dy (N, C, OH, OW). */
+void nn_avg_pool2d_backward(float *dx, const float *dy, const nn_pool2d_params *p) {
+    assert(dx && dy && params_ok(p));
+    axis ah = rows_of(p), aw = cols_of(p);
+    avg_backward(dx, dy, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
+}
+
+/* The divisor of window (i, j) by enumerating its taps: those inside the padded input when padding
+ * counts, those inside the input otherwise; never those of a ceil_mode window past the padding. */
+static long ref_divisor(const nn_pool2d_params *p, long i, long j) {
+    long ph = p->count_include_pad ? p->pad_h : 0, pw = p->count_include_pad ? p->pad_w : 0, count = 0;
+    for (long a = 0; a < p->kh; a++)
+        for (long b = 0; b < p->kw; b++) {
+            long hh = i * p->stride_h - p->pad_h + a, ww = j * p->stride_w - p->pad_w + b;
+            count += hh >= -ph && hh < p->h + ph && ww >= -pw && ww < p->w + pw;
+        }
+    return count;
+}
+
+/* y (N, C, OH, OW); x (N, C, H, W). */
+void nn_avg_pool2d_forward_ref(float *y, const float *x, const nn_pool2d_params *p) {
+    assert(y && x && params_ok(p));
+    long h = p->h, w = p->w, oh = nn_pool2d_out_h(p), ow = nn_pool2d_out_w(p);
+    for (long pl = 0; pl < (long)p->n * p->c; pl++)
+        for (long i = 0; i < oh; i++)
+            for (long j = 0; j < ow; j++) {
+                double sum = 0.0;
+                for (long a = 0; a < p->kh; a++)
+                    for (long b = 0; b < p->kw; b++) {
+                        long hh = i * p->stride_h - p->pad_h + a, ww = j * p->stride_w - p->pad_w + b;
+                        if (hh >= 0 && hh < h && ww >= 0 && ww < w) sum += x[(pl * h + hh) * w + ww];
+                    }
+                y[(pl * oh + i) * ow + j] = (float)(sum / (double)ref_divisor(p, i, j));
+            }
+}
+
+/* dx (N, C, H, W); dy (N, C, OH, OW). */
+void nn_avg_pool2d_backward_ref(float *dx, const float *dy, const nn_pool2d_params *p) {
+    assert(dx && dy && params_ok(p));
+    long h = p->h, w = p->w, oh = nn_pool2d_out_h(p), ow = nn_pool2d_out_w(p);
+    memset(dx, 0, (size_t)((long)p->n * p->c * h * w) * sizeof(float));
+    for (long pl = 0; pl < (long)p->n * p->c; pl++)
+        for (long i = 0; i < oh; i++)
+            for (long j = 0; j < ow; j++) {
+                float share = dy[(pl * oh + i) * ow + j] / (float)ref_divisor(p, i, j);
+                for (long a = 0; a < p->kh; a++)
+                    for (long b = 0; b < p->kw; b++) {
+                        long hh = i * p->stride_h - p->pad_h + a, ww = j * p->stride_w - p->pad_w + b;
+                        if (hh >= 0 && hh < h && ww >= 0 && ww < w) dx[(pl * h + hh) * w + ww] += share;
+                    }
+            }
+}
+
+/* y (N, C, OH, OW); x (N, C, H, W). */
+void nn_adaptive_avg_pool2d_forward(float *y, const float *x, int n, int c, int h, int w, int oh, int ow) {
+    assert(y && x && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    /* An adaptive window spans about H/OH rows and at least one, so a plane costs about max(H*W, OH*OW) taps. */
+    long per_plane = (long)h * w > (long)oh * ow ? (long)h * w : (long)oh * ow;
+    avg_forward(y, x, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
+}
+
+/* dx (N, C, H, W); dy (N, C, OH, OW). */
+void nn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int n, int c, int h, int w, int oh, int ow) {
+    assert(dx && dy && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    long per_plane = (long)h * w > (long)oh * ow ? (long)h * w : (long)oh * ow;
+    avg_backward(dx, dy, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
+}

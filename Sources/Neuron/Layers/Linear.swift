@@ -1,0 +1,32 @@
+/// A fully connected layer, y = x Wᵀ + b, for x [N, in] (PyTorch's `nn.Linear`, Keras's `Dense`).
+///
+/// Parameters: `weight` [out, in] and `bias` [out]. Initialisation is PyTorch's: weight
+/// kaiming-uniform with a = √5 (U(±1/√in)), bias U(±1/√in), drawn from `Random`'s default generator.
+public final class Linear: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public var isTraining = true
+    public let inFeatures: Int
+    public let outFeatures: Int
+
+    public init(in inFeatures: Int, out outFeatures: Int, bias: Bool = true) {
+        precondition(inFeatures >= 0 && outFeatures >= 0, "Linear sizes must not be negative")
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Parameter(Tensor.kaimingUniform([outFeatures, inFeatures], fanIn: inFeatures))
+        let bound = inFeatures > 0 ? 1 / Float(inFeatures).squareRoot() : 0
+        self.bias = bias ? Parameter(Tensor.uniform([outFeatures], low: -bound, high: bound)) : nil
+    }
+
+    /// x [N, in] -> [N, out].
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try Tensor.linear(x, weight: weight.value, bias: bias?.value)
+    }
+
+    public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+}
+
+/// Keras's name for `Linear`.
+public typealias Dense = Linear

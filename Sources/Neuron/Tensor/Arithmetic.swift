@@ -1,0 +1,139 @@
+import CKernels
+
+// Element-wise arithmetic with NumPy broadcasting, differentiable. Operators on two tensors throw
+// `NeuronError.shapeMismatch` naming both shapes when they do not broadcast.
+
+extension Tensor {
+    /// `a op b` with broadcasting, computed by one C kernel call; no autograd.
+    static func broadcastKernel(_ op: nn_binary_op, _ a: Tensor, _ b: Tensor, name: String) throws -> Tensor {
+        let outShape = try Broadcast.shape(a.shape, b.shape, op: name)
+        let out = Tensor(uninitializedShape: outShape)
+        if out.count == 0 { return out }
+        let cShape = outShape.isEmpty ? [1] : outShape
+        let sa = outShape.isEmpty ? [0] : Broadcast.strides(of: a.shape, to: outShape)
+        let sb = outShape.isEmpty ? [0] : Broadcast.strides(of: b.shape, to: outShape)
+        nn_binary_broadcast(op, out.pointer, a.pointer, sa, b.pointer, sb, cShape, Int32(cShape.count))
+        return out
+    }
+
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor {
+        try broadcastKernel(NN_BIN_ADD, a, b, name: "add").recorded("add", inputs: [a, b]) { g in
+            [g.summed(toShape: a.shape), g.summed(toShape: b.shape)]
+        }
+    }
+
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor {
+        try broadcastKernel(NN_BIN_SUB, a, b, name: "subtract").recorded("subtract", inputs: [a, b]) { g in
+            [g.summed(toShape: a.shape), b.requiresGrad ? (-g).summed(toShape: b.shape) : nil]
+        }
+    }
+
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor {
+        try broadcastKernel(NN_BIN_MUL, a, b, name: "multiply").recorded("multiply", inputs: [a, b]) { g in
+            [a.requiresGrad ? try (g * b).summed(toShape: a.shape) : nil,
+             b.requiresGrad ? try (g * a).summed(toShape: b.shape) : nil]
+        }
+    }
+
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor {
+        try broadcastKernel(NN_BIN_DIV, a, b, name: "divide").recorded("divide", inputs: [a, b]) { g in
+            [a.requiresGrad ? try (g / b).summed(toShape: a.shape) : nil,
+             b.requiresGrad ? try (-(g * a) / (b * b)).summed(toShape: b.shape) : nil]
+        }
+    }
+
+    public static prefix func - (x: Tensor) -> Tensor { x.unary(NN_UNARY_NEG, "negate") { g, _ in -g } }
+
+    // Scalars broadcast without a possible shape error, so these do not throw.
+    public static func + (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1, shift: s) }
+    public static func + (s: Float, a: Tensor) -> Tensor { a.affine(scale: 1, shift: s) }
+    public static func - (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1, shift: -s) }
+    public static func - (s: Float, a: Tensor) -> Tensor { a.affine(scale: -1, shift: s) }
+    public static func * (a: Tensor, s: Float) -> Tensor { a.affine(scale: s, shift: 0) }
+    public static func * (s: Float, a: Tensor) -> Tensor { a.affine(scale: s, shift: 0) }
+    public static func / (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1 / s, shift: 0) }
+
+    /// `scale * x + shift`, differentiable.
+    public func affine(scale: Float, shift: Float) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        nn_affine(out.pointer, pointer, scale, shift, count)
+        return out.recorded("affine", inputs: [self]) { g in [g.affine(scale: scale, shift: 0)] }
+    }
+
+    /// Applies a C unary map; `derivative(g, y)` gives the input gradient from the output's gradient
+    /// and the output itself (callers capture the input when they need it).
+    func unary(_ op: nn_unary_op, _ name: String, derivative: @escaping (Tensor, Tensor) throws -> Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        nn_unary(op, out.pointer, pointer, count)
+        return out.recorded(name, inputs: [self]) { g in [try derivative(g, out)] }
+    }
+
+    public func exp() -> Tensor { unary(NN_UNARY_EXP, "exp") { g, y in try g * y } }
+
+    public func log() -> Tensor {
+        let x = self
+        return unary(NN_UNARY_LOG, "log") { g, _ in try g / x }
+    }
+
+    public func sqrt() -> Tensor { unary(NN_UNARY_SQRT, "sqrt") { g, y in try g / (y * 2) } }
+
+    public func squared() -> Tensor {
+        let x = self
+        return unary(NN_UNARY_SQUARE, "square") { g, _ in try g * (x * 2) }
+    }
+
+    /// |x|; the gradient at 0 is 0 (sign(0) = 0), as in PyTorch.
+    public func abs() -> Tensor {
+        let x = self
+        return unary(NN_UNARY_ABS, "abs") { g, _ in try g * x.sign() }
+    }
+
+    /// -1, 0 or 1 per element; not differentiable (zero gradient).
+    public func sign() -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        nn_unary(NN_UNARY_SIGN, out.pointer, pointer, count)
+        return out
+    }
+
+    /// x^p for a scalar exponent.
+    public func pow(_ p: Float) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        nn_pow_scalar(out.pointer, pointer, p, count)
+        let x = self
+        return out.recorded("pow", inputs: [self]) { g in
+            let d = Tensor(uninitializedShape: x.shape)
+            nn_pow_scalar(d.pointer, x.pointer, p - 1, x.count)
+            return [try g * (d * p)]
+        }
+    }
+
+    /// Limits every element to [lo, hi]; the gradient passes where the value was inside.
+    public func clamped(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        nn_clamp(out.pointer, pointer, lo, hi, count)
+        let x = self
+        return out.recorded("clamp", inputs: [self]) { g in
+            let mask = x.map { $0 >= lo && $0 <= hi ? 1 : 0 }
+            return [try g * mask]
+        }
+    }
+
+    /// Applies `f` to every element; not differentiable. For tests, masks and small data preparation.
+    public func map(_ f: (Float) -> Float) -> Tensor {
+        let out = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { src in
+            for i in 0..<count { out.pointer[i] = f(src[i]) }
+        }
+        return out
+    }
+
+    /// `self += other` element-wise without autograd (gradient accumulation, optimisers).
+    mutating func addInPlace(_ other: Tensor) {
+        precondition(shape == other.shape, "in-place add of \(shapeString(other.shape)) to \(shapeString(shape))")
+        makeUnique()
+        let cShape = shape.isEmpty ? [1] : [count]
+        if count > 0 {
+            nn_binary_broadcast(NN_BIN_ADD, pointer, pointer, [1], other.pointer, [1], cShape, 1)
+        }
+    }
+}

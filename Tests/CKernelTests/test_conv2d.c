@@ -1,0 +1,351 @@
+/* conv2d: the fast kernels against the direct reference loops over many geometries, central finite
+ * differences of backward, accumulate semantics, thread-count independence, and PyTorch's goldens. */
+#include "ctest.h"
+
+typedef struct {
+    const char *name;
+    nn_conv2d_params p;
+} conv_case;
+
+/* n, c_in, h, w, c_out, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups */
+static const conv_case cases[] = {
+    {"k1 s1 p0 (pointwise)", {2, 8, 7, 7, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
+    {"k1 s1 p0 groups 2", {2, 8, 5, 6, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}},
+    {"k1 s2 p0", {2, 5, 9, 8, 4, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1}},
+    {"k1 s1 p1", {1, 3, 5, 5, 4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"k3 s1 p1", {2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"k3 s1 p1 N1", {1, 5, 11, 9, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"k3 s2 p1", {2, 3, 7, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1}},
+    {"k3 s2 p1 even", {3, 4, 8, 10, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1}},
+    {"k5 s1 p2", {2, 3, 7, 7, 4, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
+    {"k3 d2 p2", {2, 3, 7, 7, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1}},
+    {"k3x1 s2x1 p(1,0)", {2, 3, 7, 7, 4, 3, 1, 2, 1, 1, 1, 0, 0, 1, 1, 1}},
+    {"k2x4 asym pad", {2, 3, 6, 9, 5, 2, 4, 1, 1, 0, 1, 2, 1, 1, 1, 1}},
+    {"k3 asym pad s2", {2, 4, 9, 7, 3, 3, 3, 2, 2, 2, 0, 0, 1, 1, 1, 1}},
+    {"k3 s2 p0 remainder dropped", {2, 3, 8, 8, 4, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1}},
+    {"k4 s3 d2 remainder", {2, 2, 13, 12, 3, 4, 2, 3, 2, 1, 0, 0, 2, 2, 3, 1}},
+    {"groups 2", {2, 4, 7, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2}},
+    {"groups 3 s2 d2", {2, 6, 9, 8, 9, 3, 3, 2, 2, 2, 1, 1, 2, 2, 1, 3}},
+    {"depthwise k3 p1", {2, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4}},
+    {"depthwise k5 s2 d2 asym", {3, 5, 11, 10, 5, 5, 3, 2, 2, 3, 1, 0, 2, 2, 1, 5}},
+    {"depthwise x2 multiplier", {2, 3, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3}},
+    {"depthwise k1", {2, 4, 5, 5, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 4}},
+    {"kernel covers image", {2, 2, 3, 4, 3, 3, 4, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
+    {"odd sizes 1xW", {3, 3, 1, 13, 2, 1, 3, 1, 2, 0, 0, 1, 1, 1, 1, 1}},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+typedef struct {
+    nn_conv2d_params p;
+    int oh, ow;
+    size_t nx, nw, ny, nws;
+    float *x, *w, *b, *dy, *ws;
+} conv_data;
+
+static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+static conv_data conv_make(const nn_conv2d_params *p) {
+    conv_data d;
+    d.p = *p;
+    d.oh = nn_conv2d_out_h(p);
+    d.ow = nn_conv2d_out_w(p);
+    d.nx = (size_t)p->n * p->c_in * p->h * p->w;
+    d.nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
+    d.ny = (size_t)p->n * p->c_out * d.oh * d.ow;
+    d.nws = nn_conv2d_workspace_size(p);
+    d.x = alloc_floats(d.nx);
+    d.w = alloc_floats(d.nw);
+    d.b = alloc_floats(p->c_out);
+    d.dy = alloc_floats(d.ny);
+    d.ws = d.nws ? alloc_floats(d.nws) : NULL; /* a null workspace when none is needed is part of the contract */
+    ctest_fill(d.x, d.nx, -1, 1);
+    ctest_fill(d.w, d.nw, -1, 1);
+    ctest_fill(d.b, p->c_out, -1, 1);
+    ctest_fill(d.dy, d.ny, -1, 1);
+    return d;
+}
+
+static void conv_free(conv_data *d) {
+    free(d->x); free(d->w); free(d->b); free(d->dy); free(d->ws);
+}
+
+static void msg(char *buf, size_t n, const char *name, const char *what) { snprintf(buf, n, "%s: %s", name, what); }
+
+/* Fast against reference: forward with and without bias, backward with every gradient and with each
+ * alone, dw/db accumulating onto nonzero starting values. */
+static void test_against_reference(const conv_case *cc) {
+    conv_data d = conv_make(&cc->p);
+    const nn_conv2d_params *p = &d.p;
+    char what[128];
+    float *y = alloc_floats(d.ny), *yr = alloc_floats(d.ny);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        ctest_fill(y, d.ny, -9, 9); /* forward must overwrite whatever was there */
+        nn_conv2d_forward(y, d.x, d.w, with_bias ? d.b : NULL, d.ws, p);
+        nn_conv2d_forward_ref(yr, d.x, d.w, with_bias ? d.b : NULL, p);
+        msg(what, sizeof what, cc->name, with_bias ? "forward with bias" : "forward without bias");
+        ctest_close(what, y, yr, d.ny, 1e-5f, 1e-5f);
+    }
+
+    float *dx = alloc_floats(d.nx), *dxr = alloc_floats(d.nx);
+    float *dw = alloc_floats(d.nw), *dwr = alloc_floats(d.nw), *db = alloc_floats(p->c_out), *dbr = alloc_floats(p->c_out);
+    ctest_fill(dx, d.nx, -9, 9);
+    ctest_fill(dw, d.nw, -1, 1);
+    ctest_fill(db, p->c_out, -1, 1);
+    memcpy(dwr, dw, d.nw * sizeof(float));
+    memcpy(dbr, db, p->c_out * sizeof(float));
+    nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+    nn_conv2d_backward_ref(dxr, dwr, dbr, d.dy, d.x, d.w, p);
+    msg(what, sizeof what, cc->name, "backward dx");
+    ctest_close(what, dx, dxr, d.nx, 1e-5f, 1e-5f);
+    msg(what, sizeof what, cc->name, "backward dw (accumulated)");
+    ctest_close(what, dw, dwr, d.nw, 1e-4f, 1e-5f);
+    msg(what, sizeof what, cc->name, "backward db (accumulated)");
+    ctest_close(what, db, dbr, p->c_out, 1e-4f, 1e-5f);
+
+    /* Each gradient alone, the others null (x null too when dw is skipped). */
+    float *dx1 = alloc_floats(d.nx), *dw1 = alloc_floats(d.nw), *db1 = alloc_floats(p->c_out);
+    float *dw0 = alloc_floats(d.nw), *db0 = alloc_floats(p->c_out);
+    nn_conv2d_backward(dx1, NULL, NULL, d.dy, NULL, d.w, d.ws, p);
+    nn_conv2d_backward(NULL, dw1, NULL, d.dy, d.x, NULL, d.ws, p);
+    nn_conv2d_backward(NULL, NULL, db1, d.dy, NULL, NULL, d.ws, p);
+    nn_conv2d_backward_ref(NULL, dw0, db0, d.dy, d.x, d.w, p);
+    msg(what, sizeof what, cc->name, "dx alone");
+    ctest_close(what, dx1, dxr, d.nx, 1e-5f, 1e-5f);
+    msg(what, sizeof what, cc->name, "dw alone");
+    ctest_close(what, dw1, dw0, d.nw, 1e-4f, 1e-5f);
+    msg(what, sizeof what, cc->name, "db alone");
+    ctest_close(what, db1, db0, p->c_out, 1e-4f, 1e-5f);
+
+    /* Twice from zero is twice once: backward adds, it does not assign. */
+    nn_conv2d_backward(NULL, dw1, db1, d.dy, d.x, d.w, d.ws, p);
+    for (size_t i = 0; i < d.nw; i++) dw0[i] *= 2;
+    for (int i = 0; i < p->c_out; i++) db0[i] *= 2;
+    msg(what, sizeof what, cc->name, "dw accumulates over two calls");
+    ctest_close(what, dw1, dw0, d.nw, 2e-4f, 1e-5f);
+    msg(what, sizeof what, cc->name, "db accumulates over two calls");
+    ctest_close(what, db1, db0, p->c_out, 2e-4f, 1e-5f);
+
+    /* Pixels no window reaches get exactly zero gradient (the reference agrees with the formula). */
+    int unreached_zero = 1;
+    for (int n = 0; n < p->n; n++)
+        for (int c = 0; c < p->c_in; c++)
+            for (int iy = 0; iy < p->h; iy++)
+                for (int ix = 0; ix < p->w; ix++) {
+                    int reached = 0;
+                    for (int i = 0; i < p->kh && !reached; i++)
+                        for (int j = 0; j < p->kw && !reached; j++) {
+                            int ty = iy + p->pad_top - i * p->dil_h, tx = ix + p->pad_left - j * p->dil_w;
+                            reached = ty >= 0 && tx >= 0 && ty % p->stride_h == 0 && tx % p->stride_w == 0 &&
+                                      ty / p->stride_h < d.oh && tx / p->stride_w < d.ow;
+                        }
+                    if (!reached) unreached_zero &= dx[(((size_t)n * p->c_in + c) * p->h + iy) * p->w + ix] == 0.0f;
+                }
+    CHECK(unreached_zero);
+
+    free(y); free(yr); free(dx); free(dxr); free(dw); free(dwr); free(db); free(dbr);
+    free(dx1); free(dw1); free(db1); free(dw0); free(db0);
+    conv_free(&d);
+}
+
+/* L = sum(y * R) with R = dy; central differences in double of L against backward's gradients.
+ * Convolution is linear in x, w and b, so the step can be large and the only error is float rounding. */
+static double loss_of(conv_data *d, float *y) {
+    nn_conv2d_forward(y, d->x, d->w, d->b, d->ws, &d->p);
+    double s = 0;
+    for (size_t i = 0; i < d->ny; i++) s += (double)y[i] * d->dy[i];
+    return s;
+}
+
+static void numeric_grad(float *num, float *v, size_t n, conv_data *d, float *y) {
+    const float h = 0.25f;
+    for (size_t i = 0; i < n; i++) {
+        float keep = v[i];
+        v[i] = keep + h;
+        double lp = loss_of(d, y);
+        v[i] = keep - h;
+        double lm = loss_of(d, y);
+        v[i] = keep;
+        num[i] = (float)((lp - lm) / (2.0 * h));
+    }
+}
+
+static void test_finite_differences(const conv_case *cc) {
+    conv_data d = conv_make(&cc->p);
+    const nn_conv2d_params *p = &d.p;
+    char what[128];
+    float *y = alloc_floats(d.ny);
+    float *dx = alloc_floats(d.nx), *dw = alloc_floats(d.nw), *db = alloc_floats(p->c_out);
+    float *nx = alloc_floats(d.nx), *nw = alloc_floats(d.nw), *nb = alloc_floats(p->c_out);
+    nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+    numeric_grad(nx, d.x, d.nx, &d, y);
+    numeric_grad(nw, d.w, d.nw, &d, y);
+    numeric_grad(nb, d.b, p->c_out, &d, y);
+    msg(what, sizeof what, cc->name, "finite differences dx");
+    ctest_close(what, dx, nx, d.nx, 1e-4f, 1e-3f);
+    msg(what, sizeof what, cc->name, "finite differences dw");
+    ctest_close(what, dw, nw, d.nw, 1e-4f, 1e-3f);
+    msg(what, sizeof what, cc->name, "finite differences db");
+    ctest_close(what, db, nb, p->c_out, 1e-4f, 1e-3f);
+    free(y); free(dx); free(dw); free(db); free(nx); free(nw); free(nb);
+    conv_free(&d);
+}
+
+/* The OpenMP passes (im2col, col2im, depthwise, bias) own whole outputs, so 1 and 2 threads agree to the
+ * bit. Sizes are above NN_PARALLEL_MIN so the loops really fork. The GEMM paths go through OpenBLAS and
+ * are only compared for closeness. */
+static void test_thread_independence(void) {
+    static const conv_case big[] = {
+        {"threads depthwise", {2, 16, 20, 18, 16, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 16}},
+        {"threads k3 s1 p1", {2, 12, 20, 18, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+        {"threads k3 s2 d2 groups 2", {3, 8, 24, 21, 6, 3, 3, 2, 2, 2, 1, 1, 2, 2, 1, 2}},
+    };
+    for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) {
+        conv_data d = conv_make(&big[k].p);
+        const nn_conv2d_params *p = &d.p;
+        float *y[2], *dx[2], *dw[2], *db[2];
+        for (int t = 0; t < 2; t++) {
+            nn_set_num_threads(t + 1);
+            y[t] = alloc_floats(d.ny); dx[t] = alloc_floats(d.nx); dw[t] = alloc_floats(d.nw); db[t] = alloc_floats(p->c_out);
+            nn_conv2d_forward(y[t], d.x, d.w, d.b, d.ws, p);
+            nn_conv2d_backward(dx[t], dw[t], db[t], d.dy, d.x, d.w, d.ws, p);
+        }
+        nn_set_num_threads(0);
+        char what[128];
+        int exact = p->groups == p->c_in && p->groups == p->c_out;
+        msg(what, sizeof what, big[k].name, "db on 1 and 2 threads");
+        ctest_equal_bits(what, db[0], db[1], p->c_out);
+        if (exact) {
+            msg(what, sizeof what, big[k].name, "forward on 1 and 2 threads");
+            ctest_equal_bits(what, y[0], y[1], d.ny);
+            msg(what, sizeof what, big[k].name, "dx on 1 and 2 threads");
+            ctest_equal_bits(what, dx[0], dx[1], d.nx);
+            msg(what, sizeof what, big[k].name, "dw on 1 and 2 threads");
+            ctest_equal_bits(what, dw[0], dw[1], d.nw);
+        } else {
+            msg(what, sizeof what, big[k].name, "forward on 1 and 2 threads");
+            ctest_close(what, y[0], y[1], d.ny, 1e-5f, 1e-5f);
+            msg(what, sizeof what, big[k].name, "dx on 1 and 2 threads");
+            ctest_close(what, dx[0], dx[1], d.nx, 1e-5f, 1e-5f);
+            msg(what, sizeof what, big[k].name, "dw on 1 and 2 threads");
+            ctest_close(what, dw[0], dw[1], d.nw, 1e-4f, 1e-5f);
+        }
+        /* The fast paths against the reference at a size where the loops are split. */
+        float *yr = alloc_floats(d.ny), *dxr = alloc_floats(d.nx), *dwr = alloc_floats(d.nw), *dbr = alloc_floats(p->c_out);
+        nn_conv2d_forward_ref(yr, d.x, d.w, d.b, p);
+        nn_conv2d_backward_ref(dxr, dwr, dbr, d.dy, d.x, d.w, p);
+        msg(what, sizeof what, big[k].name, "forward vs reference");
+        ctest_close(what, y[1], yr, d.ny, 1e-5f, 1e-5f);
+        msg(what, sizeof what, big[k].name, "dx vs reference");
+        ctest_close(what, dx[1], dxr, d.nx, 1e-5f, 1e-5f);
+        msg(what, sizeof what, big[k].name, "dw vs reference");
+        ctest_close(what, dw[1], dwr, d.nw, 1e-3f, 1e-5f);
+        msg(what, sizeof what, big[k].name, "db vs reference");
+        ctest_close(what, db[1], dbr, p->c_out, 1e-3f, 1e-5f);
+        free(yr); free(dxr); free(dwr); free(dbr);
+        for (int t = 0; t < 2; t++) { free(y[t]); free(dx[t]); free(dw[t]); free(db[t]); }
+        conv_free(&d);
+    }
+}
+
+/* ---- PyTorch goldens (Tests/Fixtures/golden, ../shared/golden/README.md) --------------------- */
+
+/* The F32 tensor `key` of a safetensors file held in memory, or null. Enough JSON for these files:
+ * the header maps each quoted key to {"dtype":..,"shape":[..],"data_offsets":[begin,end]}. */
+static const float *st_tensor(const char *buf, size_t size, const char *key, size_t *count) {
+    uint64_t hlen;
+    if (size < 8) return NULL;
+    memcpy(&hlen, buf, 8);
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":{", key);
+    const char *hdr = buf + 8, *hit = NULL;
+    for (const char *s = hdr; (s = strstr(s, pat)) && s < hdr + hlen; s++) hit = s;
+    if (!hit) return NULL;
+    const char *offs = strstr(hit, "\"data_offsets\":[");
+    if (!offs) return NULL;
+    unsigned long long b, e;
+    if (sscanf(offs, "\"data_offsets\":[%llu,%llu]", &b, &e) != 2 || 8 + hlen + e > size) return NULL;
+    *count = (size_t)(e - b) / 4;
+    return (const float *)(buf + 8 + hlen + b);
+}
+
+static char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    *size = fread(buf, 1, (size_t)n, f);
+    buf[*size] = 0; /* strstr over the header stops here at worst */
+    fclose(f);
+    return buf;
+}
+
+static void test_goldens(void) {
+    static const conv_case golden[] = {
+        {"conv2d_k3_s1_p1", {2, 3, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+        {"conv2d_k3_s2_p1", {2, 3, 7, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1}},
+        {"conv2d_k5_s1_p2", {2, 3, 7, 7, 4, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
+        {"conv2d_k3_d2_p2", {2, 3, 7, 7, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1}},
+        {"conv2d_depthwise_k3_p1", {2, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4}},
+        {"conv2d_1x1", {2, 8, 7, 7, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
+        {"conv2d_k3x1_s2x1", {2, 3, 7, 7, 4, 3, 1, 2, 1, 1, 1, 0, 0, 1, 1, 1}},
+    };
+    int found = 0;
+    for (size_t k = 0; k < sizeof golden / sizeof golden[0]; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "Tests/Fixtures/golden/%s.safetensors", golden[k].name);
+        size_t size = 0;
+        char *buf = read_file(path, &size);
+        if (!buf) continue;
+        found++;
+        conv_data d = conv_make(&golden[k].p);
+        const nn_conv2d_params *p = &d.p;
+        size_t nx, nw, nb, ny, nr, ngx, ngw, ngb;
+        const float *x = st_tensor(buf, size, "x", &nx), *w = st_tensor(buf, size, "param.weight", &nw);
+        const float *b = st_tensor(buf, size, "param.bias", &nb), *yt = st_tensor(buf, size, "y", &ny);
+        const float *r = st_tensor(buf, size, "R", &nr), *gx = st_tensor(buf, size, "grad.x", &ngx);
+        const float *gw = st_tensor(buf, size, "grad.param.weight", &ngw), *gb = st_tensor(buf, size, "grad.param.bias", &ngb);
+        int shapes = x && w && b && yt && r && gx && gw && gb && nx == d.nx && nw == d.nw && nb == (size_t)p->c_out &&
+                     ny == d.ny && nr == d.ny && ngx == d.nx && ngw == d.nw && ngb == (size_t)p->c_out;
+        CHECK(shapes);
+        if (shapes) {
+            char what[128];
+            memcpy(d.x, x, nx * 4); memcpy(d.w, w, nw * 4); memcpy(d.b, b, nb * 4); memcpy(d.dy, r, nr * 4);
+            float *y = alloc_floats(d.ny), *dx = alloc_floats(d.nx), *dw = alloc_floats(d.nw), *db = alloc_floats(nb);
+            nn_conv2d_forward(y, d.x, d.w, d.b, d.ws, p);
+            nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+            msg(what, sizeof what, golden[k].name, "golden y");
+            ctest_close(what, y, yt, d.ny, 1e-6f, 1e-5f);
+            msg(what, sizeof what, golden[k].name, "golden grad.x");
+            ctest_close(what, dx, gx, d.nx, 1e-5f, 1e-4f);
+            msg(what, sizeof what, golden[k].name, "golden grad.param.weight");
+            ctest_close(what, dw, gw, d.nw, 1e-5f, 1e-4f);
+            msg(what, sizeof what, golden[k].name, "golden grad.param.bias");
+            ctest_close(what, db, gb, nb, 1e-5f, 1e-4f);
+            free(y); free(dx); free(dw); free(db);
+        }
+        conv_free(&d);
+        free(buf);
+    }
+    if (!found) printf("test_conv2d: no goldens under Tests/Fixtures/golden (run from the repository root); skipped\n");
+}
+
+static void test_geometry(void) {
+    nn_conv2d_params p = {1, 3, 7, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_out_h(&p) == 4 && nn_conv2d_out_w(&p) == 4);
+    nn_conv2d_params q = {1, 3, 8, 9, 4, 3, 2, 2, 3, 0, 1, 2, 0, 2, 1, 1};
+    /* (8 + 1 - 4 - 1)/2 + 1 = 3; (9 + 2 - 1 - 1)/3 + 1 = 4 */
+    CHECK(nn_conv2d_out_h(&q) == 3 && nn_conv2d_out_w(&q) == 4);
+    nn_conv2d_params pw = {2, 8, 5, 5, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}, dwc = {2, 8, 5, 5, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8};
+    CHECK(nn_conv2d_workspace_size(&pw) == 0 && nn_conv2d_workspace_size(&dwc) == 0);
+}
+
+int main(void) {
+    test_geometry();
+    for (int k = 0; k < NCASES; k++) test_against_reference(&cases[k]);
+    for (int k = 0; k < NCASES; k++) test_finite_differences(&cases[k]);
+    test_thread_independence();
+    test_goldens();
+    return ctest_finish("test_conv2d");
+}
