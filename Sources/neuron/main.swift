@@ -1,2 +1,60 @@
+import ArgumentParser
+import Foundation
 import Neuron
-print(Neuron.threadingSummary)
+
+/// The command-line front door: parses arguments and calls the library's demos and training runs.
+struct NeuronCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "neuron",
+        abstract: "Neuron: deep learning for Swift with C kernels.",
+        subcommands: [Demo.self, Spirals.self, Info.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Threads for the kernels and OpenBLAS (0: OMP_NUM_THREADS or all cores).")
+    var threads: Int = 0
+
+    func apply() {
+        Neuron.threads = threads
+        print(Neuron.threadingSummary)
+    }
+}
+
+extension NeuronCommand {
+    struct Demo: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run every demo in its quick setting.")
+        @OptionGroup var common: CommonOptions
+
+        func run() throws {
+            common.apply()
+            print("== Demo 1: MLP on two spirals ==")
+            let spirals = try SpiralsDemo.run()
+            guard spirals.testAccuracy >= 0.95 else {
+                throw ValidationError("two spirals reached only \(spirals.testAccuracy) held-out accuracy (target 0.95)")
+            }
+        }
+    }
+
+    struct Spirals: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Train an MLP on two spirals.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Number of points.") var count = 2000
+        @Option(help: "Maximum epochs.") var epochs = 150
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+
+        func run() throws {
+            common.apply()
+            _ = try SpiralsDemo.run(count: count, epochs: epochs, seed: seed)
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show how the kernels were built.")
+        @OptionGroup var common: CommonOptions
+        func run() throws { common.apply() }
+    }
+}
+
+NeuronCommand.main()

@@ -1,2 +1,0 @@
-import Neuron
-print(Neuron.threadingSummary)

@@ -1,0 +1,257 @@
+import Foundation
+
+/// What one epoch of training produced.
+public struct EpochRecord: Sendable, Equatable, Codable {
+    /// 1-based epoch number.
+    public var epoch: Int
+    /// Mean training loss over the epoch's samples.
+    public var trainLoss: Double
+    /// Loss on the validation data, when there is any.
+    public var validationLoss: Double?
+    /// Validation metrics by name (training metrics when there is no validation data).
+    public var metrics: [String: Double]
+    /// The learning rate the epoch trained with.
+    public var learningRate: Float
+    public var seconds: Double
+}
+
+/// The epochs a `fit` ran, and how it ended.
+public struct History: Sendable, Equatable, Codable {
+    public var epochs: [EpochRecord] = []
+    /// The epoch with the best monitored loss (validation loss, else training loss).
+    public var bestEpoch: Int?
+    /// Whether early stopping (or a callback) ended training before the requested epochs.
+    public var stoppedEarly = false
+    public init() {}
+}
+
+/// Stops training when the monitored loss (validation loss, else training loss) has not improved by
+/// more than `minDelta` for `patience` epochs (Keras's `EarlyStopping`), optionally restoring the
+/// weights of the best epoch.
+public struct EarlyStopping: Sendable {
+    public var patience: Int
+    public var minDelta: Double
+    public var restoreBestWeights: Bool
+    public init(patience: Int, minDelta: Double = 0, restoreBestWeights: Bool = true) {
+        self.patience = patience
+        self.minDelta = minDelta
+        self.restoreBestWeights = restoreBestWeights
+    }
+}
+
+/// A named measure of a batch of outputs against targets, e.g. accuracy.
+public struct Metric<Target> {
+    public let name: String
+    public let compute: (Tensor, Target) throws -> Double
+    public init(_ name: String, _ compute: @escaping (Tensor, Target) throws -> Double) {
+        self.name = name
+        self.compute = compute
+    }
+}
+
+extension Metric where Target == [Int] {
+    /// Share of rows whose largest logit is the label.
+    public static var accuracy: Metric {
+        Metric("accuracy", logitAccuracy)
+    }
+}
+
+private func logitAccuracy(_ logits: Tensor, _ labels: [Int]) throws -> Double {
+    try accuracy(predictions: logits.argmax(axis: 1), labels: labels)
+}
+
+/// What a callback wants after an epoch.
+public enum CallbackAction: Sendable { case `continue`, stop }
+
+/// How `fit` reports progress: a live line on a terminal, plain lines otherwise (`automatic`).
+public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
+
+/// Runs the training loop: epochs of minibatches through model, loss, backward and optimiser step;
+/// validation after each epoch; early stopping; callbacks; checkpoints that resume exactly (model,
+/// optimiser state, schedule, epoch, early-stopping state and every random generator).
+///
+/// `fit(epochs:)` trains until `epoch == epochs`, so after `resume(from:)` the same call continues
+/// where the checkpoint left off. A NaN or infinite loss stops training with `NeuronError.nonFinite`
+/// naming the epoch and batch.
+public final class Trainer<Target: Batchable> {
+    public let model: any Module
+    public let optimizer: any Optimizer
+    public var schedule: (any LearningRateSchedule)?
+    public var trainData: DataLoader<Target>
+    public var validationData: (x: Tensor, y: Target)?
+    public let loss: (Tensor, Target) throws -> Tensor
+    public var metrics: [Metric<Target>]
+    public var earlyStopping: EarlyStopping?
+    /// Clip the global gradient norm to this before each step.
+    public var gradientClipNorm: Float?
+    /// Written (atomically) after every epoch when set.
+    public var checkpointURL: URL?
+    public var callbacks: [(EpochRecord) throws -> CallbackAction] = []
+    public var progress: ProgressStyle = .automatic
+
+    /// Epochs completed so far.
+    public private(set) var epoch = 0
+    public private(set) var history = History()
+    private var bestLoss = Double.infinity
+    private var epochsWithoutImprovement = 0
+    private var bestState: [String: StoredTensor]?
+
+    public init(model: any Module, optimizer: any Optimizer, schedule: (any LearningRateSchedule)? = nil,
+                trainData: DataLoader<Target>, validationData: (x: Tensor, y: Target)? = nil,
+                metrics: [Metric<Target>] = [], loss: @escaping (Tensor, Target) throws -> Tensor) {
+        self.model = model
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.trainData = trainData
+        self.validationData = validationData
+        self.metrics = metrics
+        self.loss = loss
+    }
+
+    /// Trains until `epochs` epochs are complete (or early stopping ends it) and returns the history.
+    @discardableResult
+    public func fit(epochs: Int) throws -> History {
+        guard epochs >= 0 else { throw NeuronError.invalidArgument("fit: epochs must not be negative, got \(epochs)") }
+        let reporter = ProgressReporter(style: progress, total: epochs, batches: trainData.batchCount)
+        history.stoppedEarly = false
+        while epoch < epochs {
+            let record = try runEpoch(reporter: reporter)
+            history.epochs.append(record)
+            var stop = updateEarlyStopping(record)
+            for callback in callbacks where try callback(record) == .stop { stop = true }
+            schedule?.step()
+            if let url = checkpointURL { try saveCheckpoint(to: url) }
+            reporter.finishEpoch(record)
+            if stop {
+                history.stoppedEarly = true
+                break
+            }
+        }
+        if let best = bestState, earlyStopping?.restoreBestWeights == true {
+            try model.loadStateDict(best)
+        }
+        return history
+    }
+
+    private func runEpoch(reporter: ProgressReporter) throws -> EpochRecord {
+        let start = Date()
+        let number = epoch + 1
+        let learningRate = optimizer.learningRate
+        model.train()
+        var total = 0.0, samples = 0
+        for (index, batch) in trainData.epoch().enumerated() {
+            optimizer.zeroGrad()
+            let value: Tensor
+            do {
+                value = try loss(try model(batch.x), batch.y)
+            } catch NeuronError.nonFinite(let message) {
+                throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
+            }
+            try value.backward()
+            if let maxNorm = gradientClipNorm { _ = try clipGradNorm(model.parameters, maxNorm: maxNorm) }
+            try optimizer.step()
+            let n = batch.x.shape[0]
+            total += Double(try value.item()) * Double(n)
+            samples += n
+            reporter.batchDone(epoch: number, batch: index + 1, loss: total / Double(samples))
+        }
+        epoch = number
+        var record = EpochRecord(epoch: number, trainLoss: total / Double(max(samples, 1)), validationLoss: nil,
+                                 metrics: [:], learningRate: learningRate, seconds: 0)
+        if let validation = validationData {
+            let (vLoss, vMetrics) = try evaluate(x: validation.x, y: validation.y)
+            record.validationLoss = vLoss
+            record.metrics = vMetrics
+        } else if !metrics.isEmpty {
+            record.metrics = try evaluate(x: trainData.x, y: trainData.y).metrics
+        }
+        record.seconds = Date().timeIntervalSince(start)
+        return record
+    }
+
+    /// Loss and metrics of the model on `x`, `y` in evaluation mode without gradients, run in batches
+    /// of the training batch size.
+    public func evaluate(x: Tensor, y: Target) throws -> (loss: Double, metrics: [String: Double]) {
+        let wasTraining = model.isTraining
+        model.eval()
+        defer { model.train(wasTraining) }
+        return try noGrad {
+            let n = try x.sampleCount()
+            guard n > 0 else { throw NeuronError.emptyInput("evaluate: no samples in \(shapeString(x.shape))") }
+            var outputs: [Tensor] = []
+            for start in stride(from: 0, to: n, by: trainData.batchSize) {
+                outputs.append(try model(try x.slice(start..<min(start + trainData.batchSize, n))))
+            }
+            let output = try Tensor.concatenate(outputs, axis: 0)
+            let value = Double(try loss(output, y).item())
+            var results: [String: Double] = [:]
+            for metric in metrics { results[metric.name] = try metric.compute(output, y) }
+            return (value, results)
+        }
+    }
+
+    var bestStateForCheckpoint: [String: StoredTensor]? { bestState }
+    var bestLossForCheckpoint: Double { bestLoss }
+    var stalledEpochs: Int { epochsWithoutImprovement }
+
+    func restoreTrainingState(epoch: Int, history: History, bestLoss: Double, stalledEpochs: Int, bestState: [String: StoredTensor]?) {
+        self.epoch = epoch
+        self.history = history
+        self.bestLoss = bestLoss
+        self.epochsWithoutImprovement = stalledEpochs
+        self.bestState = bestState
+    }
+
+    /// Records the monitored loss; returns whether patience has run out.
+    private func updateEarlyStopping(_ record: EpochRecord) -> Bool {
+        let monitored = record.validationLoss ?? record.trainLoss
+        let delta = earlyStopping?.minDelta ?? 0
+        if monitored < bestLoss - delta {
+            bestLoss = monitored
+            epochsWithoutImprovement = 0
+            history.bestEpoch = record.epoch
+            if earlyStopping?.restoreBestWeights == true { bestState = model.stateDict() }
+            return false
+        }
+        epochsWithoutImprovement += 1
+        guard let stopping = earlyStopping else { return false }
+        return epochsWithoutImprovement >= stopping.patience
+    }
+}
+
+/// The live progress line or plain lines of `Trainer.fit`.
+final class ProgressReporter {
+    private let live: Bool
+    private let silent: Bool
+    private let total: Int
+    private let batches: Int
+
+    init(style: ProgressStyle, total: Int, batches: Int) {
+        self.total = total
+        self.batches = batches
+        silent = style == .silent
+        switch style {
+        case .live: live = true
+        case .automatic: live = isatty(STDOUT_FILENO) != 0
+        case .lines, .silent: live = false
+        }
+    }
+
+    func batchDone(epoch: Int, batch: Int, loss: Double) {
+        guard live, !silent else { return }
+        let width = 24, filled = batches > 0 ? width * batch / batches : width
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        print(String(format: "\repoch %d/%d [%@] %d/%d  loss %.4f", epoch, total, bar, batch, batches, loss), terminator: "")
+        fflush(nil)  // all C streams: `stdout` itself is not concurrency-safe to name in Swift 6
+    }
+
+    func finishEpoch(_ r: EpochRecord) {
+        guard !silent else { return }
+        var line = String(format: "epoch %d/%d  loss %.4f", r.epoch, total, r.trainLoss)
+        if let v = r.validationLoss { line += String(format: "  val_loss %.4f", v) }
+        for (name, value) in r.metrics.sorted(by: { $0.key < $1.key }) { line += String(format: "  %@ %.4f", name, value) }
+        line += String(format: "  lr %.3g  %.2fs", Double(r.learningRate), r.seconds)
+        print((live ? "\r\u{1B}[K" : "") + line)
+        fflush(nil)  // all C streams: `stdout` itself is not concurrency-safe to name in Swift 6
+    }
+}
