@@ -31,7 +31,7 @@ int nn_pool2d_out_w(const nn_pool2d_params *p) {
 
 /* The contract every strided pooling kernel relies on: with pad <= k/2 and a positive output size from
  * nn_pool_out_size, each window overlaps the input, so a maximum and a divisor always exist. */
-static inline int params_ok(const nn_pool2d_params *p) {
+__attribute__((unused)) static inline int params_ok(const nn_pool2d_params *p) {
     return p->n >= 0 && p->c >= 0 && p->h >= 1 && p->w >= 1 && p->kh >= 1 && p->kw >= 1 &&
            p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0 &&
            2 * p->pad_h <= p->kh && 2 * p->pad_w <= p->kw && nn_pool2d_out_h(p) >= 1 && nn_pool2d_out_w(p) >= 1;
@@ -151,8 +151,9 @@ static inline long avg_divisor(window wh, window ww, int count_include_pad) {
 }
 
 /* The one average-pooling forward, strided or adaptive: y (planes, OH, OW); x (planes, H, W).
- * Sums in double in row-major order. */
+ * Sums in double in row-major order. work (taps in all) only decides whether to fork a team. */
 static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad, long work) {
+    (void)work; /* read by the OpenMP pragma alone */
     long rows = planes * ah.out;
     NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
     for (long r = 0; r < rows; r++) {
@@ -170,6 +171,7 @@ static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw,
 
 /* The one average-pooling backward: dx (planes, H, W) written; dy (planes, OH, OW). */
 static void avg_backward(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad, long work) {
+    (void)work; /* read by the OpenMP pragma alone */
     long hw = ah.in * aw.in;
     NN_PARALLEL_FOR_IF(planes > 1 && work >= NN_PARALLEL_MIN)
     for (long pl = 0; pl < planes; pl++) {

@@ -1,0 +1,46 @@
+/// A height and width: kernel sizes, strides, dilations. An integer literal means the same value for
+/// both (`kernel: 3`), an array literal gives them apart (`kernel: [3, 1]`).
+public struct Size2D: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    public var height: Int
+    public var width: Int
+    public init(_ height: Int, _ width: Int) { self.height = height; self.width = width }
+    public init(integerLiteral value: Int) { self.init(value, value) }
+    public init(arrayLiteral elements: Int...) {
+        precondition(elements.count == 2, "a 2-D size is [height, width], got \(elements)")
+        self.init(elements[0], elements[1])
+    }
+    public var description: String { "(\(height), \(width))" }
+}
+
+/// Zero padding per side. An integer pads every side equally, `[h, w]` pads top and bottom by h and
+/// left and right by w (PyTorch's `padding=(h, w)`), `[top, bottom, left, right]` sets each side.
+public struct Padding2D: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    public var top: Int, bottom: Int, left: Int, right: Int
+    public init(top: Int, bottom: Int, left: Int, right: Int) {
+        self.top = top; self.bottom = bottom; self.left = left; self.right = right
+    }
+    public init(integerLiteral value: Int) { self.init(top: value, bottom: value, left: value, right: value) }
+    public init(arrayLiteral elements: Int...) {
+        switch elements.count {
+        case 2: self.init(top: elements[0], bottom: elements[0], left: elements[1], right: elements[1])
+        case 4: self.init(top: elements[0], bottom: elements[1], left: elements[2], right: elements[3])
+        default: preconditionFailure("padding is [h, w] or [top, bottom, left, right], got \(elements)")
+        }
+    }
+    var isSymmetric: Bool { top == bottom && left == right }
+    public var description: String { isSymmetric ? "(\(top), \(left))" : "(\(top), \(bottom), \(left), \(right))" }
+}
+
+/// The output length of a convolution or pooling window along one axis:
+/// floor((n + padBefore + padAfter - dilation (kernel - 1) - 1) / stride) + 1, or with `ceilMode`
+/// PyTorch's pooling rule (round up, but drop a last window that would start in the right padding).
+/// Returns a value < 1 when the window does not fit.
+public func outputSize(input n: Int, kernel: Int, stride: Int = 1, padding: Int = 0, paddingAfter: Int? = nil,
+                       dilation: Int = 1, ceilMode: Bool = false) -> Int {
+    let span = n + padding + (paddingAfter ?? padding) - dilation * (kernel - 1) - 1
+    guard span >= 0, stride >= 1 else { return 0 }
+    guard ceilMode else { return span / stride + 1 }
+    var out = (span + stride - 1) / stride + 1
+    if (out - 1) * stride >= n + padding { out -= 1 }
+    return out
+}

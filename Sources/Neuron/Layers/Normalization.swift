@@ -1,0 +1,165 @@
+import CKernels
+
+/// Batch normalisation over the channel axis of [N, C] (`BatchNorm1D`) or [N, C, H, W]
+/// (`BatchNorm2D`) input, PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d`.
+///
+/// Training mode normalises with the batch mean and biased variance over N (and H, W) and updates
+/// the running statistics: running = (1 - momentum) · running + momentum · batch, the variance
+/// unbiased (PyTorch's convention; momentum 0.1 weighs the new batch, where Keras's 0.99 weighs the old
+/// value). Evaluation mode uses the running statistics. Parameters `weight` (γ, ones) and `bias`
+/// (β, zeros); buffers `running_mean` (zeros), `running_var` (ones), `num_batches_tracked` (I64).
+public class BatchNorm: Module {
+    public let weight: Parameter?
+    public let bias: Parameter?
+    public let runningMean: Buffer?
+    public let runningVar: Buffer?
+    public let batchesTracked: Buffer?
+    public let channels: Int
+    public let eps: Float
+    public let momentum: Float
+    public var isTraining = true
+    let expectedRank: Int
+
+    init(channels: Int, eps: Float, momentum: Float, affine: Bool, trackRunningStats: Bool, rank: Int) {
+        precondition(channels >= 1, "batch norm needs at least one channel")
+        self.channels = channels
+        self.eps = eps
+        self.momentum = momentum
+        expectedRank = rank
+        weight = affine ? Parameter(Tensor.ones([channels])) : nil
+        bias = affine ? Parameter(Tensor.zeros([channels])) : nil
+        runningMean = trackRunningStats ? Buffer(Tensor.zeros([channels])) : nil
+        runningVar = trackRunningStats ? Buffer(Tensor.ones([channels])) : nil
+        batchesTracked = trackRunningStats ? Buffer(.int(IntTensor(Int64(0)))) : nil
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let layout = expectedRank == 2 ? "[N, C]" : "[N, C, H, W]"
+        guard x.rank == expectedRank, x.shape[1] == channels else {
+            throw NeuronError.shapeMismatch("\(typeName)(\(channels)) expects input \(layout) with C = \(channels), got \(shapeString(x.shape))")
+        }
+        var running: (mean: Tensor, variance: Tensor)?
+        if let m = runningMean?.floatValue, let v = runningVar?.floatValue { running = (m, v) }
+        let useBatchStatistics = isTraining || running == nil
+        let y = try Tensor.batchNorm(x, weight: weight?.value, bias: bias?.value, running: &running,
+                                     training: useBatchStatistics, momentum: momentum, eps: eps, name: typeName)
+        if isTraining, let running {
+            runningMean?.value = .float(running.mean)
+            runningVar?.value = .float(running.variance)
+            if case .int(let count)? = batchesTracked?.value {
+                batchesTracked?.value = .int(IntTensor(count.scalars[0] + 1))
+            }
+        }
+        return y
+    }
+
+    public var localParameters: [(name: String, parameter: Parameter)] {
+        guard let weight, let bias else { return [] }
+        return [("weight", weight), ("bias", bias)]
+    }
+
+    public var typeName: String { expectedRank == 2 ? "BatchNorm1d" : "BatchNorm2d" }
+
+    public var localBuffers: [(name: String, buffer: Buffer)] {
+        guard let runningMean, let runningVar, let batchesTracked else { return [] }
+        return [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", batchesTracked)]
+    }
+}
+
+/// Batch norm over [N, C] (PyTorch's `nn.BatchNorm1d`).
+public final class BatchNorm1D: BatchNorm {
+    public init(_ features: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
+        super.init(channels: features, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 2)
+    }
+}
+
+/// Batch norm over the channels of [N, C, H, W] (PyTorch's `nn.BatchNorm2d`).
+public final class BatchNorm2D: BatchNorm {
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
+        super.init(channels: channels, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 4)
+    }
+}
+
+extension Buffer {
+    /// The float tensor this buffer holds, if it holds one.
+    var floatValue: Tensor? {
+        if case .float(let t) = value { return t }
+        return nil
+    }
+}
+
+extension Tensor {
+    /// Batch normalisation of x [N, C, ...] per channel (PyTorch's `F.batch_norm`). With `training`,
+    /// normalises with the batch statistics and, when `running` is given, updates it in place
+    /// (momentum, unbiased variance); otherwise normalises with `running`, which must then be given.
+    public static func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, running: inout (mean: Tensor, variance: Tensor)?,
+                                 training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, name: String = "batch_norm") throws -> Tensor {
+        guard x.rank >= 2 else { throw NeuronError.shapeMismatch("\(name) expects input [N, C, ...], got \(shapeString(x.shape))") }
+        let channels = x.shape[1]
+        for (label, t) in [("weight", weight), ("bias", bias), ("running mean", running?.mean), ("running var", running?.variance)] {
+            if let t, t.shape != [channels] {
+                throw NeuronError.shapeMismatch("\(name): \(label) \(shapeString(t.shape)) for input \(shapeString(x.shape)) with \(channels) channels")
+            }
+        }
+        let n = x.shape[0], s = x.shape.dropFirst(2).reduce(1, *)
+        if training && n * s <= 1 {
+            throw NeuronError.invalidArgument("\(name) in training mode needs more than one value per channel, got input \(shapeString(x.shape))")
+        }
+        guard training || running != nil else { throw NeuronError.invalidArgument("\(name) in evaluation mode needs running statistics") }
+        let out = Tensor(uninitializedShape: x.shape)
+        let mean = Tensor(uninitializedShape: [channels]), invstd = Tensor(uninitializedShape: [channels])
+        let (cn, cc, cs) = (Int32(n), Int32(channels), Int32(s))
+        if training {
+            var rm = running?.mean, rv = running?.variance
+            nn_batchnorm_forward_train(out.pointer, mean.pointer, invstd.pointer, rm?.mutablePointer, rv?.mutablePointer,
+                                       x.pointer, weight?.pointer, bias?.pointer, cn, cc, cs, momentum, eps)
+            if let rm, let rv { running = (rm, rv) }
+        } else if let running {
+            nn_batchnorm_forward_eval(out.pointer, mean.pointer, invstd.pointer, x.pointer, weight?.pointer, bias?.pointer,
+                                      running.mean.pointer, running.variance.pointer, cn, cc, cs, eps)
+        }
+        let inputs = [x] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+        return out.recorded(name, inputs: inputs) { g in
+            let dx = x.requiresGrad ? Tensor(uninitializedShape: x.shape) : nil
+            let dweight = weight != nil ? Tensor.zeros([channels]) : nil
+            let dbias = bias != nil ? Tensor.zeros([channels]) : nil
+            nn_batchnorm_backward(dx?.pointer, dweight?.pointer, dbias?.pointer, g.pointer, x.pointer, weight?.pointer,
+                                  mean.pointer, invstd.pointer, cn, cc, cs, training ? 1 : 0)
+            return [dx] + (weight != nil ? [dweight] : []) + (bias != nil ? [dbias] : [])
+        }
+    }
+
+    /// A pointer for in-place kernels: gives the tensor storage of its own first.
+    var mutablePointer: UnsafeMutablePointer<Float> {
+        mutating get {
+            makeUnique()
+            return pointer
+        }
+    }
+}
+
+/// Inverted dropout (PyTorch's `nn.Dropout`): in training mode each element is zeroed with
+/// probability `p` and the kept ones are scaled by 1/(1 - p), so evaluation (which passes input
+/// through unchanged) needs no rescaling. The mask is drawn from `Random`'s default generator, so
+/// `Random.seed` makes it reproducible, and it does not depend on the thread count.
+public final class Dropout: Module {
+    public let p: Float
+    public var isTraining = true
+
+    public init(p: Float = 0.5) {
+        precondition(p >= 0 && p <= 1, "Dropout probability must be in [0, 1], got \(p)")
+        self.p = p
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard isTraining, p > 0 else { return x }
+        let seed = Random.using { $0.next() }
+        let out = Tensor(uninitializedShape: x.shape), mask = Tensor(uninitializedShape: x.shape)
+        nn_dropout_forward(out.pointer, mask.pointer, x.pointer, p, seed, x.count)
+        return out.recorded("dropout", inputs: [x]) { g in
+            let dx = Tensor(uninitializedShape: g.shape)
+            nn_dropout_backward(dx.pointer, g.pointer, mask.pointer, g.count)
+            return [dx]
+        }
+    }
+}
