@@ -1,0 +1,55 @@
+import CKernels
+
+/// Adagrad: per-element learning rates that shrink with the accumulated squared gradient
+/// (PyTorch's `torch.optim.Adagrad`).
+///
+/// Per element, at step t (counting from 1): g ← g + weightDecay·p; s ← s + g²;
+/// p ← p − lr / (1 + (t − 1)·lrDecay) · g / (√s + eps).
+///
+/// - Parameters (in initialiser order):
+///   - parameters: the named parameters to update (`model.namedParameters`).
+///   - lr: learning rate, 1e-2 (Keras: 1e-3).
+///   - lrDecay: decays the learning rate with the step count, 0.
+///   - weightDecay: coupled L2 penalty added to the gradient, 0.
+///   - initialAccumulatorValue: the starting value of s, 0 (Keras: 0.1).
+///   - eps: 1e-10, added outside the square root as PyTorch does (Keras: 1e-7).
+///
+/// The accumulator is allocated for every parameter at construction, as PyTorch does. State: `sum`
+/// and `step`.
+public final class Adagrad: Optimizer {
+    public var learningRate: Float
+    public let lrDecay: Float
+    public let weightDecay: Float
+    public let initialAccumulatorValue: Float
+    public let eps: Float
+    let state: OptimizerState
+
+    /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, lr decay, weight decay,
+    ///   initial accumulator value or eps, or two parameters under one name.
+    public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-2, lrDecay: Float = 0,
+                weightDecay: Float = 0, initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
+        try Hyperparameter.requireNonNegative("Adagrad learning rate", lr)
+        try Hyperparameter.requireNonNegative("Adagrad lr decay", lrDecay)
+        try Hyperparameter.requireNonNegative("Adagrad weight decay", weightDecay)
+        try Hyperparameter.requireNonNegative("Adagrad initial accumulator value", initialAccumulatorValue)
+        try Hyperparameter.requireNonNegative("Adagrad eps", eps)
+        learningRate = lr
+        self.lrDecay = lrDecay
+        self.weightDecay = weightDecay
+        self.initialAccumulatorValue = initialAccumulatorValue
+        self.eps = eps
+        state = try OptimizerState(parameters, bufferNames: ["sum"], initialValue: initialAccumulatorValue,
+                                   allocatesEagerly: true)
+    }
+
+    public var parameters: [(name: String, parameter: Parameter)] { state.parameters }
+
+    public func step() throws {
+        try state.updateEach(learningRate: learningRate) { i, p, g, n in
+            nn_adagrad_step(p, state.pointer("sum", i), g, n, learningRate, lrDecay, weightDecay, eps, state.steps[i])
+        }
+    }
+
+    public func stateDict() -> [String: StoredTensor] { state.stateDict() }
+    public func loadStateDict(_ dict: [String: StoredTensor]) throws { try state.load(dict) }
+}
