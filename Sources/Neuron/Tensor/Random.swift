@@ -55,20 +55,37 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
 /// The library's default generator, used when an API is not given one. `Random.seed(_:)` makes
 /// everything that draws from it reproducible (PyTorch's `torch.manual_seed`).
+///
+/// `withGenerator(seed:_:)` gives a block a generator of its own (PyTorch's `fork_rng`): draws inside
+/// it neither see nor disturb the process-wide one, so concurrent tasks stay reproducible.
 public enum Random {
-    private static let shared = Mutex(RandomGenerator(seed: 0x5EED))
-
-    public static func seed(_ seed: UInt64) { shared.withLock { $0 = RandomGenerator(seed: seed) } }
-
-    /// The default generator's state, for checkpoints.
-    public static var generator: RandomGenerator {
-        get { shared.withLock { $0 } }
-        set { shared.withLock { $0 = newValue } }
+    final class Source: Sendable {
+        let generator: Mutex<RandomGenerator>
+        init(_ g: RandomGenerator) { generator = Mutex(g) }
     }
 
-    /// Runs `body` with exclusive use of the default generator.
+    private static let shared = Source(RandomGenerator(seed: 0x5EED))
+    @TaskLocal private static var scoped: Source?
+
+    private static var current: Source { scoped ?? shared }
+
+    /// Reseeds the current default generator (the scoped one inside `withGenerator`).
+    public static func seed(_ seed: UInt64) { current.generator.withLock { $0 = RandomGenerator(seed: seed) } }
+
+    /// The current default generator's state, for checkpoints.
+    public static var generator: RandomGenerator {
+        get { current.generator.withLock { $0 } }
+        set { current.generator.withLock { $0 = newValue } }
+    }
+
+    /// Runs `body` with exclusive use of the current default generator.
     public static func using<R>(_ body: (inout RandomGenerator) throws -> R) rethrows -> R {
-        try shared.withLock { try body(&$0) }
+        try current.generator.withLock { try body(&$0) }
+    }
+
+    /// Runs `body` with a default generator of its own, seeded with `seed`.
+    public static func withGenerator<R>(seed: UInt64, _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(Source(RandomGenerator(seed: seed))) { try body() }
     }
 }
 
