@@ -1,23 +1,39 @@
 /* 2-D convolution, forward and backward, NCHW float32 (shapes and semantics in include/conv2d.h).
  *
- * Fast paths, chosen by shape:
- *   - pointwise (1x1, stride 1, no padding): the image is already its own column matrix, so each image
- *     is one GEMM per group over channels: y_n[C_out, HW] = w[C_out, C_in] x_n[C_in, HW].
- *   - depthwise (groups == C_in == C_out): a direct loop per (image, channel) plane; a GEMM with one row
- *     would spend its time in packing.
- *   - everything else: im2col into the workspace, then OpenBLAS GEMMs; backward runs the same GEMMs
- *     transposed and folds the column gradient back with col2im.
- * OpenMP loops (im2col, col2im, bias, depthwise) run between GEMMs, never around them: OpenBLAS's
- * pthread build runs its own threads. */
+ * Paths, chosen by shape:
+ *   - stride 1, at most MAX_TAPS taps (the "grid" path; pointwise convolutions are its simplest case):
+ *     a direct convolution written as an implicit GEMM. The input sits on a zero-padded grid whose rows
+ *     are as wide as the padded image, so output position q (row-major on that grid) reads
+ *     grid[c][q + i*dil_h*grid_w + j*dil_w] for tap (i, j) of channel c: NR consecutive outputs read NR
+ *     consecutive floats for every tap. No im2col matrix is built; each tile of NR outputs copies its
+ *     (channel, tap) rows into a small panel that stays in L1 while every output channel is computed from
+ *     it. The grid columns past the valid width are computed and dropped (2 of 30 for a 28-wide 3x3
+ *     "same" convolution), the price of contiguous rows.
+ *     Backward: dx is the same kernel on dy padded by (k-1)*dil - pad with the taps mirrored (at stride 1
+ *     a transposed convolution is a convolution); dw is a dot-product kernel over the grid,
+ *     dw[o, c, tap] = sum over q of dy_grid[o][q] * x_grid[c][q + offset(tap)], with dy_grid zero in the
+ *     dropped columns.
+ *   - depthwise (groups == C_in == C_out): a direct loop per (image, channel) plane.
+ *   - anything else (stride > 1, padding wider than (k-1)*dil for dx, huge kernels): im2col into the
+ *     workspace and OpenBLAS GEMMs, col2im for dx.
+ * Why not im2col + OpenBLAS everywhere: im2col writes and rereads KH*KW copies of the input, and
+ * per-image GEMMs of these shapes (64 x 784 x 576) keep OpenBLAS's two threads waiting on each other
+ * and on the OpenMP copies between them; the grid kernels run as one OpenMP loop of independent tiles.
+ * The grid and depthwise kernels own whole outputs per thread (output tiles; blocks of dw, whose images
+ * are summed in order), so their results are bit-identical for any thread count. OpenBLAS is only called
+ * in the im2col path, between OpenMP loops and never inside one: its pthread build runs its own threads. */
 #include "nn_internal.h"
 #include <string.h>
 
+/* Rounds toward minus infinity, so a kernel larger than the padded input gives no output, not one. */
+static int floor_div(int a, int b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
 int nn_conv2d_out_h(const nn_conv2d_params *p) {
-    return (p->h + p->pad_top + p->pad_bottom - p->dil_h * (p->kh - 1) - 1) / p->stride_h + 1;
+    return floor_div(p->h + p->pad_top + p->pad_bottom - p->dil_h * (p->kh - 1) - 1, p->stride_h) + 1;
 }
 
 int nn_conv2d_out_w(const nn_conv2d_params *p) {
-    return (p->w + p->pad_left + p->pad_right - p->dil_w * (p->kw - 1) - 1) / p->stride_w + 1;
+    return floor_div(p->w + p->pad_left + p->pad_right - p->dil_w * (p->kw - 1) - 1, p->stride_w) + 1;
 }
 
 static void check_params(const nn_conv2d_params *p) {
@@ -29,23 +45,364 @@ static void check_params(const nn_conv2d_params *p) {
     assert(nn_conv2d_out_h(p) >= 1 && nn_conv2d_out_w(p) >= 1);
 }
 
-static int is_pointwise(const nn_conv2d_params *p) {
-    return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
-           p->pad_bottom == 0 && p->pad_left == 0 && p->pad_right == 0;
+/* ---- microkernels ---------------------------------------------------------------------------------- */
+
+/* Eight floats: one AVX register (on AVX-512 machines too; the kernels are written for 16 registers).
+ * Built without AVX (no -march) they still work, as pairs of SSE registers; the compiler's warning that
+ * such vectors change the calling convention does not concern these file-local functions. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8 __attribute__((vector_size(32)));
+/* Every access to float arrays goes through this type: it may alias float and need not be aligned. */
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int v8i __attribute__((vector_size(32)));
+static inline v8 load8(const float *p) { return *(const v8u *)p; }
+static inline void store8(float *p, v8 v) { *(v8u *)p = v; }
+static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+static inline float hsum8(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+
+enum {
+    MR = 4,       /* output rows (channels) per microkernel call */
+    NV = 3,       /* registers of output positions per row */
+    NR = 8 * NV,  /* output grid positions per tile */
+    KC = 192,     /* k-rows per packed panel: NR*KC floats (18 KB) stay in L1 beside a slice of A */
+    RB = 64,      /* output rows whose tile is accumulated on the stack across panels (6 KB) */
+    MAX_TAPS = 256,
+    DOT_O = 4,    /* dw rows per dot block */
+    DOT_T = 3,    /* dw taps per dot block */
+};
+
+/* c (mr, 8*nv), rows NR apart, (+)= sum over k of a[k*lda + r] * b[k*ldb + 0..8*nv): A packed k-major,
+ * B a panel or rows of the source; `more` adds to c (a later panel of the same tile) instead of
+ * overwriting it.
+ * Twelve accumulators fed by three loads of B and four broadcasts per k: on Zen 3 this shape measured
+ * 30 of 32 flops per cycle, 6x16 26. `mr` and `nv` are constants in every expansion. */
+static inline __attribute__((always_inline)) void micro_tile(const int mr, const int nv, int k, const float *a,
+                                                             long lda, const float *b, long ldb, float *c,
+                                                             int more) {
+    v8 acc[MR][NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = more ? load8(c + r * NR + 8 * v) : splat8(0.0f);
+    for (; k > 0; k--, a += lda, b += ldb) {
+        v8 bv[NV];
+        for (int v = 0; v < nv; v++) bv[v] = load8(b + 8 * v);
+        for (int r = 0; r < mr; r++) {
+            const v8 s = splat8(a[r]);
+            for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) store8(c + r * NR + 8 * v, acc[r][v]);
+}
+
+/* One expansion per (rows, registers) shape: partial tiles at the edges get their own straight-line code. */
+static void micro_dispatch(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
+                           int more) {
+#define NN_MICRO_CASE(r, v) case (r) * 4 + (v): micro_tile(r, v, k, a, lda, b, ldb, c, more); break;
+    switch (mr * 4 + nv) {
+    NN_MICRO_CASE(4, 3) NN_MICRO_CASE(4, 2) NN_MICRO_CASE(4, 1)
+    NN_MICRO_CASE(3, 3) NN_MICRO_CASE(3, 2) NN_MICRO_CASE(3, 1)
+    NN_MICRO_CASE(2, 3) NN_MICRO_CASE(2, 2) NN_MICRO_CASE(2, 1)
+    NN_MICRO_CASE(1, 3) NN_MICRO_CASE(1, 2)
+    default: micro_tile(1, 1, k, a, lda, b, ldb, c, more); break;
+    }
+#undef NN_MICRO_CASE
+}
+
+/* dw[o*ldw + t] += sum over q < len of dy[o*ldd + q] * x[toff[t] + q], for o < mo and t < mt: lanes hold
+ * partial sums in a fixed order, so the result does not depend on who computes it. */
+static inline __attribute__((always_inline)) void dot_block(const int mo, const int mt, int len, const float *dy,
+                                                            long ldd, const float *x, const int *toff, float *dw,
+                                                            long ldw) {
+    v8 acc[DOT_O][DOT_T];
+    for (int o = 0; o < mo; o++)
+        for (int t = 0; t < mt; t++) acc[o][t] = splat8(0.0f);
+    const float *xt[DOT_T];
+    for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
+    int q = 0;
+    for (; q + 8 <= len; q += 8) {
+        v8 xv[DOT_T];
+        for (int t = 0; t < mt; t++) xv[t] = load8(xt[t] + q);
+        for (int o = 0; o < mo; o++) {
+            const v8 d = load8(dy + o * ldd + q);
+            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+        }
+    }
+    if (q < len && len >= 8) {
+        /* The last len - q positions: reload the final eight and zero the lanes already summed, rather
+         * than a scalar loop whose dependent adds would cost as much as the vector part. */
+        const int back = q + 8 - len;
+        const v8i keep = (v8i){0, 1, 2, 3, 4, 5, 6, 7} >= back;
+        v8 xv[DOT_T];
+        for (int t = 0; t < mt; t++) xv[t] = load8(xt[t] + len - 8);
+        for (int o = 0; o < mo; o++) {
+            const v8 d = (v8)((v8i)load8(dy + o * ldd + len - 8) & keep);
+            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+        }
+        q = len;
+    }
+    for (int o = 0; o < mo; o++)
+        for (int t = 0; t < mt; t++) {
+            float s = hsum8(acc[o][t]);
+            for (int r = q; r < len; r++) s += dy[o * ldd + r] * xt[t][r];
+            dw[o * ldw + t] += s;
+        }
+}
+
+static void dot_dispatch(int mo, int mt, int len, const float *dy, long ldd, const float *x, const int *toff,
+                         float *dw, long ldw) {
+#define NN_DOT_CASE(o, t) case (o) * 8 + (t): dot_block(o, t, len, dy, ldd, x, toff, dw, ldw); break;
+    switch (mo * 8 + mt) {
+    NN_DOT_CASE(4, 3) NN_DOT_CASE(4, 2) NN_DOT_CASE(4, 1)
+    NN_DOT_CASE(3, 3) NN_DOT_CASE(3, 2) NN_DOT_CASE(3, 1)
+    NN_DOT_CASE(2, 3) NN_DOT_CASE(2, 2) NN_DOT_CASE(2, 1)
+    NN_DOT_CASE(1, 3) NN_DOT_CASE(1, 2)
+    default: dot_block(1, 1, len, dy, ldd, x, toff, dw, ldw); break;
+    }
+#undef NN_DOT_CASE
+}
+
+/* ---- the grid path (stride 1) ----------------------------------------------------------------------- */
+
+/* out (rows per group, out_h, out_w) per image = A * taps of src, for every image and group:
+ * out[n, g*rows + r, oy, ox] = bias + sum over ch < chans, t < kk of
+ *     A(g, r, ch, t) * src_n[g*chans + ch][q + toff[t]],   q = oy*grid_w + ox,
+ * with A(g, r, ch, t) = a[g*a_grp + r*lda + ch*a_ch + t]. */
+typedef struct {
+    const float *src;      /* image 0, channel 0 of the source grid */
+    long src_len;          /* floats readable from src */
+    long src_img, src_ch;  /* floats between images and between channels */
+    int grid_w;            /* row width of the source grid */
+    int kk;                /* taps */
+    const int *toff;       /* tap offsets within a channel, kk of them */
+    const float *a;
+    long a_grp, lda, a_ch;
+    int rows, chans, groups, n;
+    float *out;
+    int out_h, out_w;      /* valid outputs; the grid's extra columns are dropped */
+    const float *bias;     /* per output channel, or null */
+    float *a_packed;       /* scratch for A: groups * round_up(rows, MR) * chans*kk floats */
+} grid_conv;
+
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+/* A of every group in blocks of MR rows, each k-major: block b of group g holds
+ * A(g, b*MR + r, k / kk, k % kk) at [(g*blocks + b)*K + k]*MR + r (zero past the last row), K = chans*kk.
+ * The microkernel then reads its broadcasts for one k from MR consecutive floats. */
+static void pack_a(const grid_conv *g) {
+    const int K = g->chans * g->kk, rows = round_up(g->rows, MR);
+    for (int grp = 0; grp < g->groups; grp++)
+        for (int r = 0; r < rows; r++) {
+            const float *a = g->a + grp * g->a_grp + r * g->lda;
+            float *d = g->a_packed + ((long)grp * rows + r / MR * MR) * K + r % MR;
+            for (int ch = 0; ch < g->chans; ch++)
+                for (int t = 0; t < g->kk; t++, d += MR) *d = r < g->rows ? a[ch * g->a_ch + t] : 0.0f;
+        }
+}
+
+/* Where a tile's nr grid positions from q0 land in the output: runs of valid columns. */
+typedef struct { int j, len; long at; } tile_run;
+
+static int tile_runs(const grid_conv *g, int q0, int nr, int q_end, tile_run *runs) {
+    int count = 0;
+    for (int q = q0; q < q0 + nr && q < q_end;) {
+        const int oy = q / g->grid_w, ox = q % g->grid_w;
+        const int row_end = q - ox + g->grid_w; /* first position of the next grid row */
+        if (ox < g->out_w) {
+            const int len = g->out_w - ox < q0 + nr - q ? g->out_w - ox : q0 + nr - q;
+            const long at = (long)oy * g->out_w + ox;
+            tile_run *last = count > 0 ? &runs[count - 1] : NULL;
+            if (last && last->j + last->len == q - q0 && last->at + last->len == at) /* nothing dropped between */
+                last->len += len;
+            else
+                runs[count++] = (tile_run){q - q0, len, at};
+        }
+        q = row_end;
+    }
+    return count;
+}
+
+/* Writes rows [0, mr) of a computed tile c (rows NR apart) into out (rows plane floats apart), plus bias. */
+static void tile_store(float *out, long plane, const float *c, int mr, const tile_run *runs, int nruns,
+                       const float *bias) {
+    if (nruns == 1 && runs[0].len == NR) { /* the common whole tile: three vector copies per row */
+        for (int r = 0; r < mr; r++) {
+            const v8 b0 = splat8(bias ? bias[r] : 0.0f);
+            float *d = out + r * plane + runs[0].at;
+            for (int v = 0; v < NV; v++) store8(d + 8 * v, load8(c + r * NR + 8 * v) + b0);
+        }
+        return;
+    }
+    for (int r = 0; r < mr; r++) {
+        float *o = out + r * plane;
+        const float *cr = c + r * NR;
+        const float b0 = bias ? bias[r] : 0.0f;
+        for (int s = 0; s < nruns; s++) {
+            float *d = o + runs[s].at;
+            const float *v = cr + runs[s].j;
+            int k = 0;
+            for (; k + 8 <= runs[s].len; k += 8) store8(d + k, load8(v + k) + splat8(b0));
+            for (; k < runs[s].len; k++) d[k] = v[k] + b0;
+        }
+    }
+}
+
+/* B panel of width 8*nv for k-rows [k0, k0 + kc) of a tile whose first read is src[at]: panel[k - k0][j] =
+ * src[at + ch*src_ch + toff[t] + j] for k = ch*kk + t. `checked` reads zero past the end of the source;
+ * otherwise `ahead` (the next tile lies inside the source) prefetches the next tile's rows. */
+static void pack_b(float *panel, const grid_conv *g, long at, int k0, int kc, int nv, int checked, int ahead) {
+    int ch = k0 / g->kk, t = k0 % g->kk;
+    for (int k = 0; k < kc; k++, panel += 8 * nv) {
+        const long o = at + ch * g->src_ch + g->toff[t];
+        if (!checked) {
+            for (int v = 0; v < nv; v++) store8(panel + 8 * v, load8(g->src + o + 8 * v));
+            /* The next tile reads the next NR floats of the same rows: too many streams for the hardware
+             * prefetcher (one per channel and tap), so ask for them while this tile computes. */
+            if (ahead) {
+                __builtin_prefetch(g->src + o + NR);
+                __builtin_prefetch(g->src + o + 2 * NR - 1);
+            }
+        } else {
+            for (int j = 0; j < 8 * nv; j++) panel[j] = o + j < g->src_len ? g->src[o + j] : 0.0f;
+        }
+        if (++t == g->kk) { t = 0; ch++; }
+    }
+}
+
+static void grid_conv_run(const grid_conv *g) {
+    const int q_end = (g->out_h - 1) * g->grid_w + g->out_w;
+    const int tiles = (q_end + NR - 1) / NR, K = g->chans * g->kk;
+    const long items = (long)g->n * g->groups * tiles;
+    const long plane = (long)g->out_h * g->out_w;
+    int max_toff = 0;
+    for (int t = 0; t < g->kk; t++) max_toff = g->toff[t] > max_toff ? g->toff[t] : max_toff;
+    pack_a(g);
+    const double flops = 2.0 * items * NR * g->rows * K;
+    (void)flops; /* read only by the OpenMP clause */
+    NN_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
+    for (long it = 0; it < items; it++) {
+        const int tile = (int)(it % tiles), grp = (int)(it / tiles % g->groups), n = (int)(it / tiles / g->groups);
+        /* The last tile narrows to the registers it needs. */
+        const int q0 = tile * NR, nv = q_end - q0 < NR ? (q_end - q0 + 7) / 8 : NV;
+        tile_run runs[NR];
+        const int nruns = tile_runs(g, q0, 8 * nv, q_end, runs);
+        const long at = n * g->src_img + (long)grp * g->chans * g->src_ch + q0;
+        /* Only dropped positions read past the last channel of an image; at the end of the source that
+         * would leave the buffer, so the last tiles copy with a bounds check (the values do not matter). */
+        const long reach = at + (g->chans - 1) * g->src_ch + max_toff;
+        const int checked = reach + 8 * nv > g->src_len, ahead = reach + 2 * NR <= g->src_len;
+        const float *a = g->a_packed + (long)grp * K * round_up(g->rows, MR);
+        float *out = g->out + ((long)n * g->groups + grp) * g->rows * plane;
+        const float *bias = g->bias ? g->bias + grp * g->rows : NULL;
+        float panel[KC * NR] __attribute__((aligned(32)));
+        float c[RB * NR] __attribute__((aligned(32)));
+        /* A pointwise tile's rows are already contiguous rows of the source: the microkernel reads them in
+         * place instead of from a copy. */
+        const int direct = g->kk == 1 && !checked;
+        const float *b = direct ? g->src + at : panel;
+        const long ldb = direct ? g->src_ch : 8 * nv;
+        /* Rows in groups whose tile fits the stack; a group with more than one panel of k re-packs B. */
+        for (int rb = 0; rb < g->rows; rb += RB) {
+            const int nrows = g->rows - rb < RB ? g->rows - rb : RB;
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                const int kc = K - k0 < KC ? K - k0 : KC;
+                if (!direct && (rb == 0 || K > KC)) pack_b(panel, g, at, k0, kc, nv, checked, ahead);
+                for (int r0 = 0; r0 < nrows; r0 += MR) {
+                    const int mr = nrows - r0 < MR ? nrows - r0 : MR;
+                    micro_dispatch(mr, nv, kc, a + ((long)(rb + r0) * K + k0 * MR), MR,
+                                   direct ? b + k0 * ldb : b, ldb, c + r0 * NR, k0 > 0);
+                }
+            }
+            tile_store(out + rb * plane, plane, c, nrows, runs, nruns, bias ? bias + rb : NULL);
+        }
+    }
+}
+
+/* dst planes (dst_h, dst_w), dst_plane floats apart, = zeros with the src plane (h, w) placed at
+ * (top, left). One plane per iteration. */
+static void pad_planes(float *dst, long dst_plane, int dst_h, int dst_w, const float *src, int planes, int h, int w,
+                       int top, int left) {
+    assert(top >= 0 && left >= 0 && top + h <= dst_h && left + w <= dst_w);
+    NN_PARALLEL_FOR_IF((size_t)planes * dst_plane >= NN_PARALLEL_MIN)
+    for (int pl = 0; pl < planes; pl++) {
+        float *d = dst + pl * dst_plane;
+        const float *s = src + (long)pl * h * w;
+        memset(d, 0, (size_t)top * dst_w * sizeof(float));
+        for (int y = 0; y < h; y++) {
+            float *row = d + (long)(top + y) * dst_w;
+            memset(row, 0, (size_t)left * sizeof(float));
+            memcpy(row + left, s + (long)y * w, (size_t)w * sizeof(float));
+            memset(row + left + w, 0, (size_t)(dst_w - left - w) * sizeof(float));
+        }
+        memset(d + (long)(top + h) * dst_w, 0, (size_t)(dst_h - top - h) * dst_w * sizeof(float));
+    }
+}
+
+/* The stride-1 geometry every grid kernel shares. */
+typedef struct {
+    int oh, ow;
+    int xh, xw;          /* padded input grid: (H + pads) x (W + pads) */
+    int x_copy;          /* 1 when x needs a padded copy (any padding) */
+    int dh, dw;          /* dy padded for dx: (H + (KH-1)*dil_h) x (W + (KW-1)*dil_w) */
+    int dtop, dleft;     /* where dy sits in it */
+    int dy_copy;         /* 1 when that padding is not empty */
+    int dx_ok;           /* the transposed convolution needs pads <= (k-1)*dil on every side */
+    int dyg_separate;    /* dw needs dy on a grid as wide as x's; 0 when the dx grid already is */
+} grid_geom;
+
+static grid_geom grid_geometry(const nn_conv2d_params *p) {
+    grid_geom g;
+    g.oh = nn_conv2d_out_h(p);
+    g.ow = nn_conv2d_out_w(p);
+    g.xh = p->h + p->pad_top + p->pad_bottom;
+    g.xw = p->w + p->pad_left + p->pad_right;
+    g.x_copy = g.xh != p->h || g.xw != p->w;
+    const int eh = (p->kh - 1) * p->dil_h, ew = (p->kw - 1) * p->dil_w;
+    g.dh = p->h + eh;
+    g.dw = p->w + ew;
+    g.dtop = eh - p->pad_top;
+    g.dleft = ew - p->pad_left;
+    g.dx_ok = p->pad_top <= eh && p->pad_bottom <= eh && p->pad_left <= ew && p->pad_right <= ew;
+    g.dy_copy = g.dh != g.oh || g.dw != g.ow;
+    g.dyg_separate = !(g.dx_ok && g.dw == g.xw);
+    return g;
+}
+
+/* toff[t] for tap t = (i, j): where it reads on a grid of row width grid_w, relative to its output
+ * position; `mirror` turns the kernel around (i -> KH-1-i, j -> KW-1-j) for dx. */
+static void tap_offsets(int *toff, const nn_conv2d_params *p, int grid_w, int mirror) {
+    for (int t = 0; t < p->kh * p->kw; t++) {
+        const int i = mirror ? p->kh - 1 - t / p->kw : t / p->kw, j = mirror ? p->kw - 1 - t % p->kw : t % p->kw;
+        toff[t] = i * p->dil_h * grid_w + j * p->dil_w;
+    }
+}
+
+static int grid_path(const nn_conv2d_params *p) {
+    return p->stride_h == 1 && p->stride_w == 1 && p->kh * p->kw <= MAX_TAPS;
 }
 
 static int is_depthwise(const nn_conv2d_params *p) { return p->groups == p->c_in && p->groups == p->c_out; }
 
-size_t nn_conv2d_workspace_size(const nn_conv2d_params *p) {
-    check_params(p);
-    if (is_depthwise(p) || is_pointwise(p)) return 0;
-    return (size_t)p->c_in * p->kh * p->kw * nn_conv2d_out_h(p) * nn_conv2d_out_w(p);
+/* Workspace layout of the grid path, in floats: [packed weights | x grid | dy grid for dx | dy grid for dw]. */
+typedef struct { size_t a, x, dyd, dyg; } grid_space;
+
+/* What the forward pass (need_fwd) and the grid path's dw and dx need; a backward call that takes the
+ * im2col path for dx uses the same workspace afterwards, from its start. */
+static grid_space grid_workspace(const nn_conv2d_params *p, const grid_geom *g, int need_fwd, int need_dw,
+                                 int need_dx) {
+    grid_space s = {0, 0, 0, 0};
+    const int G = p->groups, K_fwd = p->c_in / G * p->kh * p->kw, K_dx = p->c_out / G * p->kh * p->kw;
+    if (need_fwd) s.a = (size_t)G * round_up(p->c_out / G, MR) * K_fwd;
+    if (need_dx && (size_t)G * round_up(p->c_in / G, MR) * K_dx > s.a) s.a = (size_t)G * round_up(p->c_in / G, MR) * K_dx;
+    if ((need_fwd || need_dw) && g->x_copy) s.x = (size_t)p->n * p->c_in * g->xh * g->xw;
+    if ((need_dx || (need_dw && !g->dyg_separate)) && g->dy_copy) s.dyd = (size_t)p->n * p->c_out * g->dh * g->dw;
+    if (need_dw && g->dyg_separate && g->xw != g->ow) s.dyg = (size_t)p->n * p->c_out * g->oh * g->xw;
+    return s;
 }
 
-/* ---- the window geometry every path shares -------------------------------------------------- */
+/* ---- im2col / col2im (the general path) -------------------------------------------------------------- */
 
-/* Output positions o in [*lo, *hi) whose input coordinate o*stride + off falls inside [0, size):
- * the taps that read real pixels rather than padding. Empty ranges come back as lo == hi. */
+/* Output positions o in [*lo, *hi) whose input coordinate o*stride + off falls inside [0, size): the
+ * taps that read pixels rather than padding. Empty ranges come back as lo == hi. */
 static inline void tap_range(int off, int stride, int size, int out, int *lo, int *hi) {
     int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
     int h = size - 1 - off < 0 ? 0 : (size - 1 - off) / stride + 1;
@@ -55,7 +412,7 @@ static inline void tap_range(int off, int stride, int size, int out, int *lo, in
     *hi = h;
 }
 
-/* Geometry of one tap (i, j): input offsets of output (0, 0) and the valid output rectangle. */
+/* One tap (i, j): input offsets of output (0, 0) and the output rectangle that reads real pixels. */
 typedef struct { int off_y, off_x, y0, y1, x0, x1; } tap_window;
 
 static inline tap_window tap_at(const nn_conv2d_params *p, int i, int j, int oh, int ow) {
@@ -66,8 +423,6 @@ static inline tap_window tap_at(const nn_conv2d_params *p, int i, int j, int oh,
     tap_range(t.off_x, p->stride_w, p->w, ow, &t.x0, &t.x1);
     return t;
 }
-
-/* ---- im2col / col2im -------------------------------------------------------------------------- */
 
 /* col (C_in*KH*KW, OH*OW) from one image x (C_in, H, W): row (c*KH + i)*KW + j holds the pixels tap
  * (i, j) of channel c reads, zero where it reads padding. Rows are independent: split over threads. */
@@ -93,9 +448,9 @@ static void im2col(float *col, const float *x, const nn_conv2d_params *p, int oh
     }
 }
 
-/* dx (C_in, H, W) = the adjoint of im2col applied to dcol (C_in*KH*KW, OH*OW): every column entry
- * added back onto the pixel it was copied from. A thread owns whole channels, so taps are summed in the
- * same order for any thread count. */
+/* dx (C_in, H, W) = the adjoint of im2col applied to dcol (C_in*KH*KW, OH*OW): every column entry added
+ * back onto the pixel it was copied from. A thread owns whole channels, so taps are summed in the same
+ * order for any thread count. */
 static void col2im(float *dx, const float *dcol, const nn_conv2d_params *p, int oh, int ow) {
     const int kk = p->kh * p->kw, sw = p->stride_w;
     const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
@@ -115,7 +470,7 @@ static void col2im(float *dx, const float *dcol, const nn_conv2d_params *p, int 
     }
 }
 
-/* ---- depthwise: one (image, channel) plane per iteration ------------------------------------- */
+/* ---- depthwise: one (image, channel) plane per iteration ----------------------------------------------- */
 
 /* y (N, C, OH, OW) from x (N, C, H, W), w (C, 1, KH, KW), bias (C) or null. */
 static void depthwise_forward(float *y, const float *x, const float *w, const float *bias,
@@ -148,6 +503,7 @@ static void depthwise_backward(float *dx, float *dw, const float *dy, const floa
     const int kk = p->kh * p->kw, C = p->c_in, sw = p->stride_w;
     const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
     const size_t work = (size_t)p->n * C * plane * kk;
+    (void)work; /* read only by the OpenMP clauses */
     if (dx) {
         NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
         for (int nc = 0; nc < p->n * C; nc++) {
@@ -187,7 +543,7 @@ static void depthwise_backward(float *dx, float *dw, const float *dy, const floa
     }
 }
 
-/* ---- shared by every path ----------------------------------------------------------------------- */
+/* ---- shared by every path -------------------------------------------------------------------------------- */
 
 /* y (N, C_out, OH*OW) += bias (C_out), one (image, channel) row per iteration. */
 static void add_bias(float *y, const float *bias, int n, int c_out, size_t plane) {
@@ -214,76 +570,177 @@ static void bias_grad(float *db, const float *dy, int n, int c_out, size_t plane
     }
 }
 
-/* ---- public kernels ----------------------------------------------------------------------------- */
+size_t nn_conv2d_workspace_size(const nn_conv2d_params *p) {
+    check_params(p);
+    if (is_depthwise(p)) return 0;
+    const size_t cols = (size_t)p->c_in * p->kh * p->kw * nn_conv2d_out_h(p) * nn_conv2d_out_w(p);
+    if (!grid_path(p)) return cols;
+    const grid_geom g = grid_geometry(p);
+    const grid_space s = grid_workspace(p, &g, 1, 1, g.dx_ok);
+    const size_t grid = s.a + s.x + s.dyd + s.dyg;
+    return g.dx_ok || grid > cols ? grid : cols; /* without dx_ok, backward's dx takes the im2col path */
+}
+
+/* ---- public kernels ---------------------------------------------------------------------------------------- */
 
 /* y (N, C_out, OH, OW); x (N, C_in, H, W); w (C_out, C_in/groups, KH, KW); bias (C_out) or null;
- * workspace (nn_conv2d_workspace_size floats; the column matrix (C_in*KH*KW, OH*OW) of one image). */
+ * workspace: nn_conv2d_workspace_size(p) floats (the padded input grid, or one image's im2col columns). */
 void nn_conv2d_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
                        const nn_conv2d_params *p) {
     check_params(p);
     assert(y && x && w);
-    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p);
+    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), kk = p->kh * p->kw;
+    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, plane = oh * ow;
+    if (p->n == 0) return;
     if (is_depthwise(p)) {
         depthwise_forward(y, x, w, bias, p, oh, ow);
         return;
     }
-    const int G = p->groups, mg = p->c_out / G, kg = p->c_in / G * p->kh * p->kw, plane = oh * ow;
-    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
-    const int pointwise = is_pointwise(p);
-    assert(pointwise || workspace);
-    for (int n = 0; n < p->n; n++) {
-        const float *col = x + n * img;
-        if (!pointwise) {
-            im2col(workspace, col, p, oh, ow);
-            col = workspace;
+    if (grid_path(p)) {
+        const grid_geom gm = grid_geometry(p);
+        const grid_space s = grid_workspace(p, &gm, 1, 0, 0);
+        const float *src = x;
+        assert(workspace);
+        if (gm.x_copy) {
+            pad_planes(workspace + s.a, (long)gm.xh * gm.xw, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w,
+                       p->pad_top, p->pad_left);
+            src = workspace + s.a;
         }
+        int toff[MAX_TAPS];
+        tap_offsets(toff, p, gm.xw, 0);
+        const long xplane = (long)gm.xh * gm.xw;
+        const grid_conv g = {src, (long)p->n * p->c_in * xplane, p->c_in * xplane, xplane, gm.xw, kk, toff,
+                             w, (long)mg * cg * kk, (long)cg * kk, kk, mg, cg, G, p->n, y, oh, ow, bias, workspace};
+        grid_conv_run(&g);
+        return;
+    }
+    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
+    const int kg = cg * kk;
+    assert(workspace);
+    for (int n = 0; n < p->n; n++) {
+        im2col(workspace, x + n * img, p, oh, ow);
         for (int g = 0; g < G; g++)
-            nn_sgemm(0, 0, mg, plane, kg, 1.0f, w + (size_t)g * mg * kg, kg, col + (size_t)g * kg * plane, plane,
-                     0.0f, y + n * out_img + (size_t)g * mg * plane, plane);
+            nn_sgemm(0, 0, mg, plane, kg, 1.0f, w + (size_t)g * mg * kg, kg, workspace + (size_t)g * kg * plane,
+                     plane, 0.0f, y + n * out_img + (size_t)g * mg * plane, plane);
     }
     if (bias) add_bias(y, bias, p->n, p->c_out, plane);
 }
 
+/* dw (C_out, C_in/groups, KH, KW) += sum over images, in order, of the grid dot products. A block of
+ * DOT_O rows x DOT_T taps of one input channel belongs to one thread for every image, so no two threads
+ * touch an element and each element sums its images in order. xg is the input grid (x_img, x_ch floats
+ * apart), dyg dy on a grid of the same row width (dy_img, dy_ch apart), q_len the positions to sum. */
+static void grid_weight_grad(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
+                             long dy_ch, const int *toff, int q_len, const nn_conv2d_params *p) {
+    const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
+    const int oblocks = (mg + DOT_O - 1) / DOT_O, tblocks = (kk + DOT_T - 1) / DOT_T;
+    const int items = G * oblocks * cg * tblocks;
+    const double flops = 2.0 * p->n * p->c_out * cg * kk * q_len;
+    (void)flops; /* read only by the OpenMP clause */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nn_threads()) if (flops >= 64.0 * NN_PARALLEL_MIN)
+#endif
+    for (int n = 0; n < p->n; n++) {
+        /* The same static split for every image keeps each block on its thread, so nowait is race-free. */
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int it = 0; it < items; it++) {
+            const int t0 = it % tblocks * DOT_T, c = it / tblocks % cg, ob = it / tblocks / cg;
+            const int g = ob / oblocks, o0 = ob % oblocks * DOT_O;
+            const int mo = mg - o0 < DOT_O ? mg - o0 : DOT_O, mt = kk - t0 < DOT_T ? kk - t0 : DOT_T;
+            const float *dy = dyg + n * dy_img + (long)(g * mg + o0) * dy_ch;
+            const float *xc = xg + n * x_img + (long)(g * cg + c) * x_ch;
+            float *d = dw + ((long)(g * mg + o0) * cg + c) * kk + t0;
+            dot_dispatch(mo, mt, q_len, dy, dy_ch, xc, toff + t0, d, (long)cg * kk);
+        }
+    }
+}
+
 /* dx (N, C_in, H, W) written; dw (C_out, C_in/groups, KH, KW) and db (C_out) accumulated; each may be
  * null. dy (N, C_out, OH, OW); x (N, C_in, H, W), needed for dw; w (C_out, C_in/groups, KH, KW), needed
- * for dx; workspace as for forward: it holds one image's columns for dw, then their gradient for dx. */
+ * for dx; workspace: nn_conv2d_workspace_size(p) floats (padded grids of x and dy, or im2col columns). */
 void nn_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                         float *workspace, const nn_conv2d_params *p) {
     check_params(p);
     assert(dy && (!dx || w) && (!dw || x));
-    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), plane = oh * ow;
+    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), plane = oh * ow, kk = p->kh * p->kw;
+    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, kg = cg * kk;
+    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
+    if (p->n == 0) return;
     if (db) bias_grad(db, dy, p->n, p->c_out, (size_t)plane);
     if (is_depthwise(p)) {
         depthwise_backward(dx, dw, dy, x, w, p, oh, ow);
         return;
     }
-    const int G = p->groups, mg = p->c_out / G, kg = p->c_in / G * p->kh * p->kw;
-    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
-    const int pointwise = is_pointwise(p);
-    assert(pointwise || workspace || (!dx && !dw));
-    for (int n = 0; n < p->n; n++) {
-        const float *dyn = dy + n * out_img;
-        if (dw) { /* dw_g += dy_g (mg, plane) col_g^T (plane, kg), images in order. */
-            const float *col = x + n * img;
-            if (!pointwise) {
-                im2col(workspace, col, p, oh, ow);
-                col = workspace;
-            }
-            for (int g = 0; g < G; g++)
-                nn_sgemm(0, 1, mg, kg, plane, 1.0f, dyn + (size_t)g * mg * plane, plane, col + (size_t)g * kg * plane,
-                         plane, 1.0f, dw + (size_t)g * mg * kg, kg);
+    if (!dx && !dw) return;
+    assert(workspace);
+    int dx_done = 0, dw_done = 0;
+    if (grid_path(p)) {
+        const grid_geom gm = grid_geometry(p);
+        const int grid_dx = dx && gm.dx_ok;
+        const grid_space s = grid_workspace(p, &gm, 0, dw != NULL, grid_dx);
+        float *x_grid = workspace + s.a, *dyd_grid = x_grid + s.x, *dyg_grid = dyd_grid + s.dyd;
+        const long dplane = (long)gm.dh * gm.dw;
+        const float *dyd = dy;
+        if ((grid_dx || (dw && !gm.dyg_separate)) && gm.dy_copy) {
+            pad_planes(dyd_grid, dplane, gm.dh, gm.dw, dy, p->n * p->c_out, oh, ow, gm.dtop, gm.dleft);
+            dyd = dyd_grid;
         }
-        if (dx) { /* dcol_g (kg, plane) = w_g^T (kg, mg) dy_g (mg, plane); pointwise: dcol is dx itself. */
-            float *dcol = pointwise ? dx + n * img : workspace;
-            for (int g = 0; g < G; g++)
-                nn_sgemm(1, 0, kg, plane, mg, 1.0f, w + (size_t)g * mg * kg, kg, dyn + (size_t)g * mg * plane, plane,
-                         0.0f, dcol + (size_t)g * kg * plane, plane);
-            if (!pointwise) col2im(dx + n * img, dcol, p, oh, ow);
+        if (grid_dx) {
+            /* dx[c, q] = sum over o, (i, j) of w[o, c, i, j] * dyd[o][q + (KH-1-i)*dil_h*dw + (KW-1-j)*dil_w]. */
+            int toff[MAX_TAPS];
+            tap_offsets(toff, p, gm.dw, 1);
+            const grid_conv g = {dyd, (long)p->n * p->c_out * dplane, p->c_out * dplane, dplane, gm.dw, kk, toff,
+                                 w, (long)mg * cg * kk, kk, (long)cg * kk, cg, mg, G, p->n, dx, p->h, p->w, NULL,
+                                 workspace};
+            grid_conv_run(&g);
+            dx_done = 1;
+        }
+        if (dw) {
+            const float *xg = x;
+            const long xplane = (long)gm.xh * gm.xw;
+            if (gm.x_copy) {
+                pad_planes(x_grid, xplane, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w, p->pad_top, p->pad_left);
+                xg = x_grid;
+            }
+            const float *dyg = dyd + (long)gm.dtop * gm.dw + gm.dleft; /* dy's corner in the dx grid */
+            long dyg_plane = dplane;
+            if (gm.dyg_separate) {
+                dyg_plane = (long)oh * gm.xw;
+                dyg = dy;
+                if (gm.xw != ow) {
+                    pad_planes(dyg_grid, dyg_plane, oh, gm.xw, dy, p->n * p->c_out, oh, ow, 0, 0);
+                    dyg = dyg_grid;
+                }
+            }
+            int toff[MAX_TAPS];
+            tap_offsets(toff, p, gm.xw, 0);
+            grid_weight_grad(dw, xg, p->c_in * xplane, xplane, dyg, p->c_out * dyg_plane, dyg_plane, toff,
+                             (oh - 1) * gm.xw + ow, p);
+            dw_done = 1;
+        }
+    }
+    if ((dx && !dx_done) || (dw && !dw_done)) {
+        for (int n = 0; n < p->n; n++) {
+            const float *dyn = dy + n * out_img;
+            if (dw && !dw_done) { /* dw_g += dy_g (mg, plane) col_g^T (plane, kg), images in order. */
+                im2col(workspace, x + n * img, p, oh, ow);
+                for (int g = 0; g < G; g++)
+                    nn_sgemm(0, 1, mg, kg, plane, 1.0f, dyn + (size_t)g * mg * plane, plane,
+                             workspace + (size_t)g * kg * plane, plane, 1.0f, dw + (size_t)g * mg * kg, kg);
+            }
+            if (dx && !dx_done) { /* dcol_g (kg, plane) = w_g^T (kg, mg) dy_g (mg, plane), then col2im. */
+                for (int g = 0; g < G; g++)
+                    nn_sgemm(1, 0, kg, plane, mg, 1.0f, w + (size_t)g * mg * kg, kg, dyn + (size_t)g * mg * plane,
+                             plane, 0.0f, workspace + (size_t)g * kg * plane, plane);
+                col2im(dx + n * img, workspace, p, oh, ow);
+            }
         }
     }
 }
 
-/* ---- references ----------------------------------------------------------------------------------- */
+/* ---- references ---------------------------------------------------------------------------------------------- */
 
 /* Same buffers as nn_conv2d_forward, without workspace. */
 void nn_conv2d_forward_ref(float *y, const float *x, const float *w, const float *bias, const nn_conv2d_params *p) {

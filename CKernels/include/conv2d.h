@@ -35,7 +35,9 @@ int nn_conv2d_out_h(const nn_conv2d_params *p);
 int nn_conv2d_out_w(const nn_conv2d_params *p);
 
 /* Floats of caller-owned scratch that nn_conv2d_forward and nn_conv2d_backward need for these
- * parameters (0 when none: the workspace pointer may then be null). One size serves both. */
+ * parameters (0 when none: the workspace pointer may then be null). One size serves both. It grows with
+ * N: stride-1 convolutions keep zero-padded copies of x and dy for the whole batch (about the size of x
+ * plus the size of dy), other strides one image's im2col matrix (C_in*KH*KW x OH*OW). */
 size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
 
 /* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW)) + bias (C_out);
@@ -46,8 +48,9 @@ void nn_conv2d_forward(float *y, const float *x, const float *w, const float *bi
 /* From dy (N, C_out, OH, OW), the saved input x (N, C_in, H, W) and w (C_out, C_in/groups, KH, KW):
  *   dx (N, C_in, H, W) is WRITTEN (=);
  *   dw (C_out, C_in/groups, KH, KW) and db (C_out) ACCUMULATE (+=).
- * Each of dx, dw, db may be null to skip it; x may be null when dw is. workspace holds
- * nn_conv2d_workspace_size(p) floats. */
+ * Each of dx, dw, db may be null to skip it; x may be null when dw is, w when dx is. workspace holds
+ * nn_conv2d_workspace_size(p) floats. Where x holds Inf or NaN, dw may get NaN in more entries than
+ * PyTorch's (stride-1 kernels multiply some pixels outside a tap's window by an exact zero). */
 void nn_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                         float *workspace, const nn_conv2d_params *p);
 
