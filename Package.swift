@@ -22,7 +22,9 @@ let package = Package(
             cSettings: [.define("NDEBUG", .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("omp5"), .linkedLibrary("m")]
         ),
-        .target(name: "Neuron", dependencies: ["CKernels"], path: "Sources/Neuron"),
+        // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
+        .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
+        .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron"),
         .executableTarget(
             name: "neuron",
             dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
