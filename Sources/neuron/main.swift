@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Info.self]
     )
 }
 
@@ -34,6 +34,11 @@ extension NeuronCommand {
             guard spirals.testAccuracy >= 0.95 else {
                 throw ValidationError("two spirals reached only \(spirals.testAccuracy) held-out accuracy (target 0.95)")
             }
+            print("\n== Demo 2: CNN on generated shapes (circle, square, triangle, cross) ==")
+            let shapes = try ShapesDemo.run()
+            guard shapes.testAccuracy >= 0.97 else {
+                throw ValidationError("shapes reached only \(shapes.testAccuracy) test accuracy (target 0.97)")
+            }
         }
     }
 
@@ -47,6 +52,22 @@ extension NeuronCommand {
         func run() throws {
             common.apply()
             _ = try SpiralsDemo.run(count: count, epochs: epochs, seed: seed)
+        }
+    }
+
+    struct Shapes: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Train a CNN on generated 28x28 shape images and save it as safetensors.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Training images.") var trainCount = 8000
+        @Option(help: "Test images.") var testCount = 2000
+        @Option(help: "Epochs.") var epochs = 8
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Where to save the trained model (safetensors).") var output: String?
+
+        func run() throws {
+            common.apply()
+            _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
+                                   modelURL: output.map { URL(fileURLWithPath: $0) })
         }
     }
 
