@@ -10,6 +10,9 @@ CFLAGS := -O2 $(ARCH_FLAGS) -fopenmp -Wall -Wextra -std=c11 -D_GNU_SOURCE -ICKer
 LDLIBS := -L/usr/lib/llvm-14/lib -lopenblas -lm
 KERNEL_SRCS := $(wildcard CKernels/*.c)
 CTEST_SRCS := $(wildcard Tests/CKernelTests/test_*.c)
+KERNEL_OBJS := $(patsubst CKernels/%.c,build/obj/%.o,$(KERNEL_SRCS))
+KERNEL_OBJS_ASAN := $(patsubst CKernels/%.c,build/obj-asan/%.o,$(KERNEL_SRCS))
+ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
 CTESTS := $(patsubst Tests/CKernelTests/%.c,build/ctest/%,$(CTEST_SRCS))
 CTESTS_ASAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-asan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
@@ -36,13 +39,22 @@ test: deps ctest swift-test consumer
 swift-test: deps
 	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing
 
-build/ctest/%: Tests/CKernelTests/%.c $(KERNEL_SRCS) CKernels/include/*.h CKernels/*.h Tests/CKernelTests/ctest.h | deps
+# The kernels are compiled once into objects that every C test links.
+build/obj/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(KERNEL_SRCS) $(LDLIBS)
+	$(CC) $(CFLAGS) -c -o $@ $<
 
-build/ctest-asan/%: Tests/CKernelTests/%.c $(KERNEL_SRCS) CKernels/include/*.h CKernels/*.h Tests/CKernelTests/ctest.h | deps
+build/obj-asan/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -O1 -g -fsanitize=address -fno-omit-frame-pointer -o $@ $< $(KERNEL_SRCS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+build/ctest/%: Tests/CKernelTests/%.c $(KERNEL_OBJS) Tests/CKernelTests/ctest.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(KERNEL_OBJS) $(LDLIBS)
+
+build/ctest-asan/%: Tests/CKernelTests/%.c $(KERNEL_OBJS_ASAN) Tests/CKernelTests/ctest.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< $(KERNEL_OBJS_ASAN) $(LDLIBS)
 
 # C kernel tests, run on 1 and 2 threads (results must not depend on it).
 ctest: $(CTESTS)
@@ -63,9 +75,9 @@ consumer: deps
 bench-c: build/bench/cbench
 	build/bench/cbench
 
-build/bench/cbench: Benchmarks/C/cbench.c Benchmarks/C/*.h $(KERNEL_SRCS) CKernels/include/*.h | deps
+build/bench/cbench: Benchmarks/C/cbench.c Benchmarks/C/*.h $(KERNEL_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -O3 -o $@ $< $(KERNEL_SRCS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(KERNEL_OBJS) $(LDLIBS)
 
 bench: build bench-c
 	.build/release/neuron-bench --threads 2
