@@ -55,13 +55,6 @@ import Testing
         }
     }
 
-    @Test func generationIsFast() throws {
-        var generator = RandomGenerator(seed: 4)
-        let start = Date()
-        _ = try SyntheticData.shapes(count: 5000, using: &generator)
-        #expect(Date().timeIntervalSince(start) < 1.0)
-    }
-
     @Test func badArgumentsThrow() throws {
         var generator = RandomGenerator(seed: 5)
         #expect(throws: NeuronError.invalidArgument("shapes needs at least 1 image, got 0")) {
