@@ -5,10 +5,12 @@
  *     a direct convolution written as an implicit GEMM. The input sits on a zero-padded grid whose rows
  *     are as wide as the padded image, so output position q (row-major on that grid) reads
  *     grid[c][q + i*dil_h*grid_w + j*dil_w] for tap (i, j) of channel c: NR consecutive outputs read NR
- *     consecutive floats for every tap. No im2col matrix is built; each tile of NR outputs copies its
- *     (channel, tap) rows into a small panel that stays in L1 while every output channel is computed from
- *     it. The grid columns past the valid width are computed and dropped (2 of 30 for a 28-wide 3x3
- *     "same" convolution), the price of contiguous rows.
+ *     consecutive floats for every tap. No im2col matrix is built; each whole tile of NR outputs reads
+ *     its (channel, tap) rows in place through a table of offsets (K up to KOFF_MAX), the others copy
+ *     them into a small panel that stays in L1 while every output channel is computed from it (reading
+ *     in place measured 10-25% faster on the 3- and 64-channel 3x3 benchmark shapes). The grid columns
+ *     past the valid width are computed and dropped (2 of 30 for a 28-wide 3x3 "same" convolution), the
+ *     price of contiguous rows.
  *     Backward: dx is the same kernel on dy padded by (k-1)*dil - pad with the taps mirrored (at stride 1
  *     a transposed convolution is a convolution); dw is a dot-product kernel over the grid,
  *     dw[o, c, tap] = sum over q of dy_grid[o][q] * x_grid[c][q + offset(tap)], with dy_grid zero in the
@@ -78,13 +80,14 @@ enum {
  * 30 of 32 flops per cycle, 6x16 26. `mr` and `nv` are constants in every expansion. */
 static inline __attribute__((always_inline)) void micro_tile(const int mr, const int nv, int k, const float *a,
                                                              long lda, const float *b, long ldb, float *c,
-                                                             int more) {
+                                                             int more, const int *koff) {
     v8 acc[MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) acc[r][v] = more ? load8(c + r * NR + 8 * v) : splat8(0.0f);
     for (; k > 0; k--, a += lda, b += ldb) {
         v8 bv[NV];
-        for (int v = 0; v < nv; v++) bv[v] = load8(b + 8 * v);
+        const float *bk = koff ? b + *koff++ : b; /* with koff (and ldb 0), row k is read at b + koff[k] */
+        for (int v = 0; v < nv; v++) bv[v] = load8(bk + 8 * v);
         for (int r = 0; r < mr; r++) {
             const v8 s = splat8(a[r]);
             for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
@@ -97,15 +100,26 @@ static inline __attribute__((always_inline)) void micro_tile(const int mr, const
 /* One expansion per (rows, registers) shape: partial tiles at the edges get their own straight-line code. */
 static void micro_dispatch(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
                            int more) {
-#define NN_MICRO_CASE(r, v) case (r) * 4 + (v): micro_tile(r, v, k, a, lda, b, ldb, c, more); break;
+#define NN_MICRO_CASE(r, v) case (r) * 4 + (v): micro_tile(r, v, k, a, lda, b, ldb, c, more, NULL); break;
     switch (mr * 4 + nv) {
     NN_MICRO_CASE(4, 3) NN_MICRO_CASE(4, 2) NN_MICRO_CASE(4, 1)
     NN_MICRO_CASE(3, 3) NN_MICRO_CASE(3, 2) NN_MICRO_CASE(3, 1)
     NN_MICRO_CASE(2, 3) NN_MICRO_CASE(2, 2) NN_MICRO_CASE(2, 1)
     NN_MICRO_CASE(1, 3) NN_MICRO_CASE(1, 2)
-    default: micro_tile(1, 1, k, a, lda, b, ldb, c, more); break;
+    default: micro_tile(1, 1, k, a, lda, b, ldb, c, more, NULL); break;
     }
 #undef NN_MICRO_CASE
+}
+
+/* The same tiles with B read in place: row k of the tile is b + koff[k] (whole tiles only). */
+static void micro_dispatch_taps(int mr, int k, const float *a, long lda, const float *b, const int *koff, float *c,
+                                int more) {
+    switch (mr) {
+    case 4: micro_tile(4, NV, k, a, lda, b, 0, c, more, koff); break;
+    case 3: micro_tile(3, NV, k, a, lda, b, 0, c, more, koff); break;
+    case 2: micro_tile(2, NV, k, a, lda, b, 0, c, more, koff); break;
+    default: micro_tile(1, NV, k, a, lda, b, 0, c, more, koff); break;
+    }
 }
 
 /* dw[o*ldw + t] += sum over q < len of dy[o*ldd + q] * x[toff[t] + q], for o < mo and t < mt: lanes hold
@@ -276,6 +290,13 @@ static void grid_conv_run(const grid_conv *g) {
     int max_toff = 0;
     for (int t = 0; t < g->kk; t++) max_toff = g->toff[t] > max_toff ? g->toff[t] : max_toff;
     pack_a(g);
+    /* koff[k] = where k-row k = (channel, tap) of a tile starts relative to the tile's first read. */
+    enum { KOFF_MAX = 4608 }; /* 512 channels of 3x3 */
+    int koff[KOFF_MAX];
+    const int use_koff = g->kk > 1 && K <= KOFF_MAX &&
+                         (long)(g->chans - 1) * g->src_ch + max_toff + NR < 2147483647L;
+    if (use_koff)
+        for (int k = 0; k < K; k++) koff[k] = (int)(k / g->kk * g->src_ch + g->toff[k % g->kk]);
     const double flops = 2.0 * items * NR * g->rows * K;
     (void)flops; /* read only by the OpenMP clause */
     NN_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
@@ -298,6 +319,7 @@ static void grid_conv_run(const grid_conv *g) {
         /* A pointwise tile's rows are already contiguous rows of the source: the microkernel reads them in
          * place instead of from a copy. */
         const int direct = g->kk == 1 && !checked;
+        const int taps = use_koff && !direct && !checked && nv == NV;
         const float *b = direct ? g->src + at : panel;
         const long ldb = direct ? g->src_ch : 8 * nv;
         /* Rows in groups whose tile fits the stack; a group with more than one panel of k re-packs B. */
@@ -305,11 +327,15 @@ static void grid_conv_run(const grid_conv *g) {
             const int nrows = g->rows - rb < RB ? g->rows - rb : RB;
             for (int k0 = 0; k0 < K; k0 += KC) {
                 const int kc = K - k0 < KC ? K - k0 : KC;
-                if (!direct && (rb == 0 || K > KC)) pack_b(panel, g, at, k0, kc, nv, checked, ahead);
+                if (!direct && !taps && (rb == 0 || K > KC)) pack_b(panel, g, at, k0, kc, nv, checked, ahead);
                 for (int r0 = 0; r0 < nrows; r0 += MR) {
                     const int mr = nrows - r0 < MR ? nrows - r0 : MR;
-                    micro_dispatch(mr, nv, kc, a + ((long)(rb + r0) * K + k0 * MR), MR,
-                                   direct ? b + k0 * ldb : b, ldb, c + r0 * NR, k0 > 0);
+                    if (taps)
+                        micro_dispatch_taps(mr, kc, a + ((long)(rb + r0) * K + k0 * MR), MR, g->src + at, koff + k0,
+                                            c + r0 * NR, k0 > 0);
+                    else
+                        micro_dispatch(mr, nv, kc, a + ((long)(rb + r0) * K + k0 * MR), MR,
+                                       direct ? b + k0 * ldb : b, ldb, c + r0 * NR, k0 > 0);
                 }
             }
             tile_store(out + rb * plane, plane, c, nrows, runs, nruns, bias ? bias + rb : NULL);
