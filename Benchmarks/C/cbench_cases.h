@@ -4,7 +4,8 @@
 #define NEURON_CBENCH_CASES_H
 
 #include "cbench_conv.h"
+#include "cbench_lenet.h"
 
-#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES
+#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES CBENCH_LENET_CASES
 
 #endif
