@@ -88,13 +88,12 @@ extension Tensor {
         }
         let fullShape = shape
         return out.recorded("rows", inputs: [self]) { g in
-            var dx = Tensor.zeros(fullShape)
+            let dx = Tensor.zeros(fullShape)
             for (i, r) in indices.enumerated() {
                 // Repeated indices add up.
                 nn_binary_broadcast(NN_BIN_ADD, dx.pointer + r * rowSize, dx.pointer + r * rowSize, [1],
                                     g.pointer + i * rowSize, [1], [rowSize], 1)
             }
-            dx.node = nil
             return [dx]
         }
     }
