@@ -60,8 +60,8 @@ public enum PNG {
         }
     }
 
-    /// Writes `image` to `url` as an 8-bit PNG, atomically: the bytes go to a temporary file in the
-    /// same directory that is then renamed over `url`, so a failure never leaves half a file.
+    /// Writes `image` to `url` as an 8-bit PNG, atomically (`writeAtomically`: temporary file, flush,
+    /// rename), so a failure never leaves half a file.
     ///
     /// `image` is `[1, C, H, W]` or `[C, H, W]` with C = 1 (grey) or 3 (RGB). Values are clamped to
     /// [0, 1] (NaN becomes 0) and rounded to floor(255 v + 0.5), as torchvision's `save_image` does,
@@ -76,9 +76,9 @@ public enum PNG {
             throw NeuronError.io("\(url.path): directory \(directory.path) does not exist")
         }
         do {
-            try data.write(to: url, options: .atomic)
-        } catch {
-            throw NeuronError.io("\(url.path): cannot write: \(systemReason(error))")
+            try writeAtomically(data, to: url)
+        } catch NeuronError.io(let reason) {
+            throw NeuronError.io("\(url.path): \(reason)")
         }
     }
 
