@@ -21,14 +21,7 @@ private func elementLoss(_ name: String, prediction: Tensor, target: Tensor, red
     if reduction != .none, n == 0 { throw NeuronError.emptyInput("\(name) of an empty batch, shape \(shapeString(prediction.shape))") }
     let elements = Tensor(uninitializedShape: prediction.shape)
     forward(elements.pointer, n)
-    let out: Tensor
-    switch reduction {
-    case .none: out = elements
-    case .sum: out = Tensor(Float(nn_sum_all(elements.pointer, n)))
-    case .mean: out = Tensor(Float(nn_sum_all(elements.pointer, n) / Double(n)))
-    }
-    try checkFinite(out, name)
-    let scale: Float = reduction == .mean ? 1 / Float(n) : 1
+    let (out, scale) = try reduced(elements, reduction, name)
     return out.recorded(name, inputs: [prediction]) { g in
         let dx = Tensor(uninitializedShape: prediction.shape)
         if reduction == .none {
@@ -38,6 +31,20 @@ private func elementLoss(_ name: String, prediction: Tensor, target: Tensor, red
         }
         return [dx]
     }
+}
+
+/// Reduces per-element losses as asked and refuses a non-finite result; `scale` is what each
+/// element's gradient is multiplied by (1/count for a mean).
+private func reduced(_ elements: Tensor, _ reduction: Reduction, _ name: String) throws -> (loss: Tensor, scale: Float) {
+    let n = elements.count
+    let loss: Tensor
+    switch reduction {
+    case .none: loss = elements
+    case .sum: loss = Tensor(Float(nn_sum_all(elements.pointer, n)))
+    case .mean: loss = Tensor(Float(nn_sum_all(elements.pointer, n) / Double(n)))
+    }
+    try checkFinite(loss, name)
+    return (loss, reduction == .mean ? 1 / Float(n) : 1)
 }
 
 func checkFinite(_ loss: Tensor, _ name: String) throws {
@@ -101,14 +108,7 @@ private func softmaxCrossEntropy(_ logits: Tensor, labels: [Int64]?, probabiliti
     let perRow = Tensor(uninitializedShape: [rows])
     let logp = Tensor(uninitializedShape: logits.shape)
     nn_cross_entropy_forward(perRow.pointer, logp.pointer, logits.pointer, labels, probabilities?.pointer, rows, classes)
-    let out: Tensor
-    switch reduction {
-    case .none: out = perRow
-    case .sum: out = Tensor(Float(nn_sum_all(perRow.pointer, rows)))
-    case .mean: out = Tensor(Float(nn_sum_all(perRow.pointer, rows) / Double(rows)))
-    }
-    try checkFinite(out, "cross_entropy")
-    let scale: Float = reduction == .mean ? 1 / Float(rows) : 1
+    let (out, scale) = try reduced(perRow, reduction, "cross_entropy")
     return out.recorded("cross_entropy", inputs: [logits]) { g in
         let dz = Tensor(uninitializedShape: logits.shape)
         let perRowGrad = reduction == .none ? UnsafePointer(g.pointer) : nil
