@@ -25,22 +25,31 @@
  * are summed in order), so their results are bit-identical for any thread count. OpenBLAS is only called
  * in the im2col path, between OpenMP loops and never inside one: its pthread build runs its own threads. */
 #include "nn_internal.h"
+#include <limits.h>
 #include <string.h>
 
 /* Rounds toward minus infinity, so a kernel larger than the padded input gives no output, not one. */
-static int floor_div(int a, int b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+static long floor_div(long a, long b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+/* In 64 bits: padding and dilation near INT_MAX must not wrap into a plausible size. Saturates at
+ * INT_MAX, which the Swift layer rejects along with every size the kernels cannot index in int. */
+static int out_size(long in, long pads, long k, long dil, long stride) {
+    long out = floor_div(in + pads - dil * (k - 1) - 1, stride) + 1;
+    return out > INT_MAX ? INT_MAX : out < INT_MIN ? INT_MIN : (int)out;
+}
 
 int nn_conv2d_out_h(const nn_conv2d_params *p) {
-    return floor_div(p->h + p->pad_top + p->pad_bottom - p->dil_h * (p->kh - 1) - 1, p->stride_h) + 1;
+    return out_size(p->h, (long)p->pad_top + p->pad_bottom, p->kh, p->dil_h, p->stride_h);
 }
 
 int nn_conv2d_out_w(const nn_conv2d_params *p) {
-    return floor_div(p->w + p->pad_left + p->pad_right - p->dil_w * (p->kw - 1) - 1, p->stride_w) + 1;
+    return out_size(p->w, (long)p->pad_left + p->pad_right, p->kw, p->dil_w, p->stride_w);
 }
 
+/* Empty inputs are valid: with C_in = 0 or an empty plane every output is an empty sum plus the bias. */
 static void check_params(const nn_conv2d_params *p) {
     (void)p;
-    assert(p->n >= 0 && p->c_in >= 1 && p->h >= 1 && p->w >= 1 && p->c_out >= 1);
+    assert(p->n >= 0 && p->c_in >= 0 && p->h >= 0 && p->w >= 0 && p->c_out >= 0);
     assert(p->kh >= 1 && p->kw >= 1 && p->stride_h >= 1 && p->stride_w >= 1 && p->dil_h >= 1 && p->dil_w >= 1);
     assert(p->pad_top >= 0 && p->pad_bottom >= 0 && p->pad_left >= 0 && p->pad_right >= 0);
     assert(p->groups >= 1 && p->c_in % p->groups == 0 && p->c_out % p->groups == 0);
@@ -617,7 +626,12 @@ void nn_conv2d_forward(float *y, const float *x, const float *w, const float *bi
     assert(y && x && w);
     const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), kk = p->kh * p->kw;
     const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, plane = oh * ow;
-    if (p->n == 0) return;
+    if (p->n == 0 || p->c_out == 0) return;
+    if (p->c_in == 0 || p->h == 0 || p->w == 0) { /* nothing to sum: every output is its bias */
+        memset(y, 0, (size_t)p->n * p->c_out * plane * sizeof(float));
+        if (bias) add_bias(y, bias, p->n, p->c_out, plane);
+        return;
+    }
     if (is_depthwise(p)) {
         depthwise_forward(y, x, w, bias, p, oh, ow);
         return;
@@ -694,7 +708,12 @@ void nn_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const 
     const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, kg = cg * kk;
     const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
     if (p->n == 0) return;
+    if (p->c_out == 0) { /* no output reads the input: dx is zero, dw and db (empty) stay */
+        if (dx) memset(dx, 0, p->n * img * sizeof(float));
+        return;
+    }
     if (db) bias_grad(db, dy, p->n, p->c_out, (size_t)plane);
+    if (p->c_in == 0 || p->h == 0 || p->w == 0) return; /* dx is empty and dw gains only zeros */
     if (is_depthwise(p)) {
         depthwise_backward(dx, dw, dy, x, w, p, oh, ow);
         return;

@@ -3,6 +3,7 @@
  * whole (n, c) planes instead: overlapping windows scatter into the same input elements, and a plane owned
  * by one thread needs neither atomics nor a reduction, so dx is the same for any thread count. */
 #include "nn_internal.h"
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ int nn_pool_out_size(int in, int k, int stride, int pad, int ceil_mode) {
     long out = floor_div((long)in + 2L * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
     /* A last ceil_mode window that starts in the right padding would cover no input: PyTorch drops it. */
     if (ceil_mode && (out - 1) * stride >= (long)in + pad) out--;
-    return (int)out;
+    /* Saturates rather than wraps; the Swift layer rejects sizes the kernels cannot index in int. */
+    return out > INT_MAX ? INT_MAX : (int)out;
 }
 
 int nn_pool2d_out_h(const nn_pool2d_params *p) {
@@ -34,7 +36,7 @@ int nn_pool2d_out_w(const nn_pool2d_params *p) {
 __attribute__((unused)) static inline int params_ok(const nn_pool2d_params *p) {
     return p->n >= 0 && p->c >= 0 && p->h >= 1 && p->w >= 1 && p->kh >= 1 && p->kw >= 1 &&
            p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0 &&
-           2 * p->pad_h <= p->kh && 2 * p->pad_w <= p->kw && nn_pool2d_out_h(p) >= 1 && nn_pool2d_out_w(p) >= 1;
+           p->pad_h <= p->kh / 2 && p->pad_w <= p->kw / 2 && nn_pool2d_out_h(p) >= 1 && nn_pool2d_out_w(p) >= 1;
 }
 
 /* One axis of one window: [lo, hi) are the input positions it covers; span is its extent when padding
@@ -75,9 +77,10 @@ static inline axis adaptive_axis(long in, long out) {
     return ax;
 }
 
-/* Total taps over all outputs: below NN_PARALLEL_MIN a team costs more than the loop. */
-static inline long pool_work(const nn_pool2d_params *p, long oh, long ow) {
-    return (long)p->n * p->c * oh * ow * p->kh * p->kw;
+/* Total taps over all outputs: below NN_PARALLEL_MIN a team costs more than the loop. In double: a
+ * window as tall as INT_MAX (all but one row of it padding) would overflow a long. */
+static inline double pool_work(const nn_pool2d_params *p, long oh, long ow) {
+    return (double)p->n * p->c * oh * ow * p->kh * p->kw;
 }
 
 /* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
@@ -152,7 +155,7 @@ static inline long avg_divisor(window wh, window ww, int count_include_pad) {
 
 /* The one average-pooling forward, strided or adaptive: y (planes, OH, OW); x (planes, H, W).
  * Sums in double in row-major order. work (taps in all) only decides whether to fork a team. */
-static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad, long work) {
+static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad, double work) {
     (void)work; /* read by the OpenMP pragma alone */
     long rows = planes * ah.out;
     NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
@@ -170,7 +173,7 @@ static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw,
 }
 
 /* The one average-pooling backward: dx (planes, H, W) written; dy (planes, OH, OW). */
-static void avg_backward(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad, long work) {
+static void avg_backward(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad, double work) {
     (void)work; /* read by the OpenMP pragma alone */
     long hw = ah.in * aw.in;
     NN_PARALLEL_FOR_IF(planes > 1 && work >= NN_PARALLEL_MIN)
