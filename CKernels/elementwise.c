@@ -18,7 +18,7 @@ static inline float unary_apply(nn_unary_op op, float v) {
     case NN_UNARY_SQRT: return sqrtf(v);
     case NN_UNARY_ABS: return fabsf(v);
     case NN_UNARY_SQUARE: return v * v;
-    case NN_UNARY_RELU: return v > 0.0f ? v : 0.0f;
+    case NN_UNARY_RELU: return v > 0.0f || isnan(v) ? v : 0.0f; /* relu(NaN) = NaN, as in PyTorch */
     case NN_UNARY_SIGMOID: return sigmoidf(v);
     case NN_UNARY_TANH: return tanhf(v);
     case NN_UNARY_SIGN: return (float)((v > 0.0f) - (v < 0.0f));
@@ -48,7 +48,7 @@ void nn_pow_scalar(float *y, const float *x, float p, size_t n) {
 /* y, x are [n]. */
 void nn_clamp(float *y, const float *x, float lo, float hi, size_t n) {
     NN_PARALLEL_FOR_IF(n >= NN_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = fminf(fmaxf(x[i], lo), hi);
+    for (size_t i = 0; i < n; i++) y[i] = isnan(x[i]) ? x[i] : fminf(fmaxf(x[i], lo), hi); /* fmaxf drops a NaN */
 }
 
 /* y, x are [n]. */
@@ -59,7 +59,7 @@ void nn_affine(float *y, const float *x, float a, float b, size_t n) {
 
 static inline float activation_grad(nn_activation act, float s, float slope) {
     switch (act) {
-    case NN_ACT_RELU: return s > 0.0f ? 1.0f : 0.0f;
+    case NN_ACT_RELU: return s > 0.0f || isnan(s) ? 1.0f : 0.0f; /* PyTorch passes dy where x is NaN */
     case NN_ACT_LEAKY_RELU: return s > 0.0f ? 1.0f : slope;
     case NN_ACT_SIGMOID: return s * (1.0f - s);
     case NN_ACT_TANH: return 1.0f - s * s;

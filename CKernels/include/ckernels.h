@@ -51,13 +51,14 @@ void nn_unary(nn_unary_op op, float *y, const float *x, size_t n);
 void nn_leaky_relu_forward(float *y, const float *x, float slope, size_t n);
 /* y[n] = x[n]^p */
 void nn_pow_scalar(float *y, const float *x, float p, size_t n);
-/* y[n] = min(max(x[n], lo), hi) */
+/* y[n] = min(max(x[n], lo), hi); a NaN in x stays NaN (PyTorch's clamp) */
 void nn_clamp(float *y, const float *x, float lo, float hi, size_t n);
 /* y[n] = a * x[n] + b */
 void nn_affine(float *y, const float *x, float a, float b, size_t n);
 
 typedef enum { NN_ACT_RELU, NN_ACT_LEAKY_RELU, NN_ACT_SIGMOID, NN_ACT_TANH } nn_activation;
-/* dx[n] = dy[n] * f'(.) where `saved` is x for relu / leaky relu (f'(0) = 0 for relu, slope for leaky)
+/* dx[n] = dy[n] * f'(.) where `saved` is x for relu / leaky relu (f'(0) = 0 for relu, slope for leaky;
+ * relu passes dy where x is NaN, as PyTorch's threshold_backward does)
  * and y = f(x) for sigmoid (y(1-y)) and tanh (1-y^2). */
 void nn_activation_backward(nn_activation act, float *dx, const float *dy, const float *saved,
                             float slope, size_t n);
