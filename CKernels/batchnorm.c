@@ -7,6 +7,11 @@
 #include "nn_internal.h"
 #include <math.h>
 
+/* The forward passes round as PyTorch's CPU kernel does, step by step in float (mean, then invstd, then
+ * scale = invstd * gamma, shift = beta - mean * scale, y = x * scale + shift), so no multiply-add may be
+ * fused: on a near-constant channel invstd is large and y is a difference of large, nearly equal terms. */
+#pragma STDC FP_CONTRACT OFF
+
 #define CHANNEL_BLOCK 16
 
 /* Enough blocks to give every thread work, never more than CHANNEL_BLOCK channels in one. */
@@ -39,7 +44,8 @@ void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *run
     NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
     for (long blk = 0; blk < blocks; blk++) {
         long c0 = blk * block, nb = min_long(block, c - c0);
-        double sum[CHANNEL_BLOCK] = {0}, dev[CHANNEL_BLOCK] = {0}, mu[CHANNEL_BLOCK];
+        double sum[CHANNEL_BLOCK] = {0}, dev[CHANNEL_BLOCK] = {0};
+        float mu[CHANNEL_BLOCK];
         for (long i = 0; i < n; i++)
             for (long k = 0; k < nb; k++) {
                 const float *row = x + (i * c + c0 + k) * s;
@@ -47,33 +53,36 @@ void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *run
                 for (long t = 0; t < s; t++) acc += row[t];
                 sum[k] = acc;
             }
-        for (long k = 0; k < nb; k++) mu[k] = sum[k] / (double)m;
+        for (long k = 0; k < nb; k++) mu[k] = (float)(sum[k] / (double)m);
         /* Two passes: the variance from squared deviations does not cancel catastrophically as
-         * E[x^2] - E[x]^2 does when |mean| >> std. */
+         * E[x^2] - E[x]^2 does when |mean| >> std. Each deviation is squared in float and summed in
+         * double, as PyTorch does. */
         for (long i = 0; i < n; i++)
             for (long k = 0; k < nb; k++) {
                 const float *row = x + (i * c + c0 + k) * s;
                 double acc = dev[k];
                 for (long t = 0; t < s; t++) {
-                    double d = row[t] - mu[k];
-                    acc += d * d;
+                    float d = row[t] - mu[k], sq = d * d;
+                    acc += sq;
                 }
                 dev[k] = acc;
             }
         float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
         for (long k = 0; k < nb; k++) {
             long ch = c0 + k;
-            double var = dev[k] / (double)m, istd = 1.0 / sqrt(var + (double)eps);
-            double g = gamma ? gamma[ch] : 1.0, b = beta ? beta[ch] : 0.0;
-            mean[ch] = (float)mu[k];
-            invstd[ch] = (float)istd;
+            float var_sum = (float)dev[k], var = var_sum / (float)m;
+            /* invstd is rounded to float before it meets gamma; 0 when var and eps are both 0. */
+            float istd = var != 0.0f || eps != 0.0f ? (float)(1.0 / sqrt((double)var + (double)eps)) : 0.0f;
+            float g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
+            mean[ch] = mu[k];
+            invstd[ch] = istd;
             if (running_mean) {
-                running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + (double)momentum * mu[k]);
-                running_var[ch] = (float)((1.0 - momentum) * running_var[ch] +
-                                          (double)momentum * var * (double)m / (double)(m - 1));
+                running_mean[ch] = momentum * mu[k] + (1.0f - momentum) * running_mean[ch];
+                double unbiased = var_sum / (float)(m - 1);
+                running_var[ch] = (float)(momentum * unbiased + (double)((1.0f - momentum) * running_var[ch]));
             }
-            scale[k] = (float)(g * istd);
-            shift[k] = (float)(b - mu[k] * g * istd);
+            scale[k] = istd * g;
+            shift[k] = b - mu[k] * scale[k];
         }
         normalise_block(y, x, scale, shift, c0, nb, n, c, s);
     }
@@ -91,12 +100,12 @@ void nn_batchnorm_forward_eval(float *y, float *mean, float *invstd, const float
         float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
         for (long k = 0; k < nb; k++) {
             long ch = c0 + k;
-            double istd = 1.0 / sqrt((double)running_var[ch] + (double)eps);
-            double g = gamma ? gamma[ch] : 1.0, b = beta ? beta[ch] : 0.0;
+            float istd = 1.0f / sqrtf(running_var[ch] + eps); /* in float, as PyTorch's eval path */
+            float g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
             if (mean) mean[ch] = running_mean[ch];
-            if (invstd) invstd[ch] = (float)istd;
-            scale[k] = (float)(g * istd);
-            shift[k] = (float)(b - running_mean[ch] * g * istd);
+            if (invstd) invstd[ch] = istd;
+            scale[k] = istd * g;
+            shift[k] = b - running_mean[ch] * scale[k];
         }
         normalise_block(y, x, scale, shift, c0, nb, n, c, s);
     }
@@ -166,18 +175,24 @@ void nn_batchnorm_forward_train_ref(float *y, float *mean, float *invstd, float 
         double sum = 0.0, dev = 0.0;
         for (long i = 0; i < n; i++)
             for (long t = 0; t < s; t++) sum += x[(i * c + ch) * s + t];
-        double mu = sum / (double)m;
+        /* The statistics in PyTorch's float steps (see the top of the file); y in double from them. */
+        float mu_f = (float)(sum / (double)m);
         for (long i = 0; i < n; i++)
             for (long t = 0; t < s; t++) {
-                double d = x[(i * c + ch) * s + t] - mu;
-                dev += d * d;
+                float d = x[(i * c + ch) * s + t] - mu_f, sq = d * d;
+                dev += sq;
             }
-        double var = dev / (double)m, istd = 1.0 / sqrt(var + (double)eps);
-        mean[ch] = (float)mu;
-        invstd[ch] = (float)istd;
+        float var_sum = (float)dev, var_f = var_sum / (float)m;
+        float istd_f = var_f != 0.0f || eps != 0.0f ? (float)(1.0 / sqrt((double)var_f + (double)eps)) : 0.0f;
+        double mu = mu_f, istd = istd_f;
+        mean[ch] = mu_f;
+        invstd[ch] = istd_f;
         if (running_mean) {
-            running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
-            running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * (dev / (double)(m - 1)));
+            float keep = 1.0f - momentum, new_mean = momentum * mu_f, old_mean = keep * running_mean[ch];
+            running_mean[ch] = new_mean + old_mean;
+            double unbiased = var_sum / (float)(m - 1);
+            float old_var = keep * running_var[ch];
+            running_var[ch] = (float)(momentum * unbiased + (double)old_var);
         }
         for (long i = 0; i < n; i++)
             for (long t = 0; t < s; t++) {

@@ -12,6 +12,11 @@
  * new batch; Keras's 0.99 weighs the old value, i.e. Keras momentum = 1 - PyTorch momentum.) Eval mode
  * uses the running statistics and updates nothing.
  *
+ * Rounding follows PyTorch's CPU kernel: mean = f32(sum / M) (sum in double), deviations from it squared
+ * in float and summed in double, invstd = f32(1 / sqrt(f32(var_sum / M) + eps)) in training and
+ * 1 / sqrtf(running_var + eps) in float in eval mode, then scale = invstd * gamma and
+ * shift = beta - mean * scale in float and y = x * scale + shift, no operation fused.
+ *
  * gamma and beta may be null (affine = false: gamma = 1, beta = 0). Per-channel sums are accumulated in
  * double in a fixed order (n, then s) and each thread owns whole channels, so results are identical for
  * any thread count. Backward WRITES dx (=) and ACCUMULATES (+=) dgamma and dbeta.

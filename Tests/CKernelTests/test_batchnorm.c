@@ -9,7 +9,8 @@ static void test_known_values(void) {
     CHECK(mean == 2.5f);
     CHECK(fabsf(invstd - (float)(1.0 / sqrt(1.25 + 1e-5))) <= 1e-7f);
     CHECK(fabsf(rm - 0.25f) < 1e-7f);
-    CHECK(fabsf(rv - (float)(0.9 + 0.1 * 5.0 / 3.0)) < 1e-7f);
+    /* PyTorch updates the running statistics in float steps: within an ulp of the exact value. */
+    CHECK(fabsf(rv - (float)(0.9 + 0.1 * 5.0 / 3.0)) <= 1.2e-7f);
     CHECK(fabsf(y[0] - (float)(-1.5 / sqrt(1.25 + 1e-5))) < 1e-6f);
     /* A second step compounds the momentum. */
     nn_batchnorm_forward_train(y, &mean, &invstd, &rm, &rv, x, NULL, NULL, 4, 1, 1, 0.1f, 1e-5f);
