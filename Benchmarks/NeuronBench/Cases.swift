@@ -48,7 +48,7 @@ extension BenchmarkCase {
     static var leNetTrainStep: BenchmarkCase {
         BenchmarkCase(name: "lenet_train_step") {
             var g = RandomGenerator(seed: 3)
-            let model = LeNet5()
+            let model = try LeNet5()
             let optimizer = try SGD(model.namedParameters, lr: 0.01)
             let x = Tensor.normal([64, 1, 28, 28], using: &g)
             let labels = (0..<64).map { _ in Int(g.next() % 10) }

@@ -14,7 +14,7 @@ import Testing
         let c = Self.convCases[index]
         let g = try Golden(c.file)
         let w = try g.float("param.weight")
-        let layer = Conv2D(in: w.shape[1] * c.groups, out: w.shape[0], kernel: [w.shape[2], w.shape[3]], stride: c.stride,
+        let layer = try Conv2D(in: w.shape[1] * c.groups, out: w.shape[0], kernel: [w.shape[2], w.shape[3]], stride: c.stride,
                            padding: c.padding, dilation: c.dilation, groups: c.groups)
         try layer.loadStateDict(g.tensors, prefix: "param.")
         let x = try g.float("x").requiringGrad()
@@ -77,7 +77,7 @@ import Testing
         for mode in ["train", "eval"] {
             let name = kind + "_" + mode
             let x = try g.float(name + ".x").requiringGrad()
-            let bn: BatchNorm = kind == "bn2d" ? BatchNorm2D(x.shape[1]) : BatchNorm1D(x.shape[1])
+            let bn: BatchNorm = kind == "bn2d" ? try BatchNorm2D(x.shape[1]) : try BatchNorm1D(x.shape[1])
             try bn.loadStateDict(g.tensors, prefix: name + ".param.")
             bn.train(mode == "train")
             let y = try bn(x)
@@ -112,7 +112,7 @@ import Testing
 
     @Test func leNetMatchesPyTorch() throws {
         let g = try Golden("lenet")
-        let net = LeNet5()
+        let net = try LeNet5()
         try net.loadStateDict(g.tensors.filter { $0.key.hasPrefix("param.") }, prefix: "param.")
         let x = try g.float("x").requiringGrad()
         let pool2 = try noGrad { try net.features(x) }
@@ -141,7 +141,7 @@ import Testing
     }
 
     @Test func badInputThrowsClearErrors() throws {
-        let conv = Conv2D(in: 3, out: 4, kernel: 3)
+        let conv = try Conv2D(in: 3, out: 4, kernel: 3)
         do {
             _ = try conv(Tensor.zeros([1, 2, 8, 8]))
             Issue.record("expected a channel mismatch")
@@ -163,7 +163,7 @@ import Testing
         } catch NeuronError.invalidArgument(let m) {
             #expect(m.contains("more than one value per channel"))
         }
-        let bn = BatchNorm2D(3)
+        let bn = try BatchNorm2D(3)
         bn.eval()
         #expect(try bn(Tensor.ones([1, 3, 1, 1])).shape == [1, 3, 1, 1])
         #expect(throws: NeuronError.self) { try BatchNorm1D(3)(Tensor.zeros([4, 2])) }
@@ -171,21 +171,21 @@ import Testing
 
     @Test func denseLayersRunAsConvolutionsOverSlidingWindows() throws {
         // A 14x14 window classifier: conv 5x5 → ReLU → max-pool 2 → dense 400 → dense 400 → dense 4.
-        let conv = Conv2D(in: 3, out: 16, kernel: 5)
-        let fc1 = Linear(in: 16 * 5 * 5, out: 400), fc2 = Linear(in: 400, out: 400), fc3 = Linear(in: 400, out: 4)
+        let conv = try Conv2D(in: 3, out: 16, kernel: 5)
+        let fc1 = try Linear(in: 16 * 5 * 5, out: 400), fc2 = try Linear(in: 400, out: 400), fc3 = try Linear(in: 400, out: 4)
         func classify(_ window: Tensor) throws -> Tensor {
             let features = try Tensor.maxPool2d(try conv(window).relu(), kernel: 2).values.flattened()
             return try fc3(try fc2(try fc1(features).relu()).relu())
         }
-        let convolutional = Sequential {
+        let convolutional = try Sequential {
             conv
             ReLU()
-            MaxPool2D(kernel: 2)
-            try! Conv2D(converting: fc1, inputChannels: 16, height: 5, width: 5)
+            try MaxPool2D(kernel: 2)
+            try Conv2D(converting: fc1, inputChannels: 16, height: 5, width: 5)
             ReLU()
-            try! Conv2D(converting: fc2)
+            try Conv2D(converting: fc2)
             ReLU()
-            try! Conv2D(converting: fc3)
+            try Conv2D(converting: fc3)
         }
         let image = randomTensor([1, 3, 16, 16], seed: 51)
         let map = try noGrad { try convolutional(image) }

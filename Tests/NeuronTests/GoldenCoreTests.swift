@@ -5,7 +5,7 @@ import Testing
 @Suite struct GoldenCoreTests {
     @Test func linearMatchesPyTorch() throws {
         let g = try Golden("linear_activations")
-        let layer = Linear(in: 7, out: 5)
+        let layer = try Linear(in: 7, out: 5)
         try layer.loadStateDict(g.tensors, prefix: "linear.param.")
         let x = try g.float("linear.x").requiringGrad()
         let y = try layer(x)
@@ -64,10 +64,10 @@ import Testing
     }
 
     @Test func sequentialStateDictRunsLikePyTorch() throws {
-        let model = Sequential {
-            Linear(in: 4, out: 3)
+        let model = try Sequential {
+            try Linear(in: 4, out: 3)
             ReLU()
-            Linear(in: 3, out: 2)
+            try Linear(in: 3, out: 2)
         }
         let state = try Golden("sequential_state_dict")
         try model.loadStateDict(state.tensors)

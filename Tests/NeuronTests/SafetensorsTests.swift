@@ -73,11 +73,11 @@ private func temporaryDirectory() throws -> URL {
 }
 
 /// A 4 -> 3 -> 2 perceptron, the architecture of sequential_state_dict.safetensors.
-private func perceptron(hidden: Int = 3, out: Int = 2) -> Sequential {
-    Sequential {
-        Linear(in: 4, out: hidden)
+private func perceptron(hidden: Int = 3, out: Int = 2) throws -> Sequential {
+    try Sequential {
+        try Linear(in: 4, out: hidden)
         ReLU()
-        Linear(in: hidden, out: out)
+        try Linear(in: hidden, out: out)
     }
 }
 
@@ -341,7 +341,7 @@ private final class Tracker: Module {
     // MARK: Module state
 
     @Test func loadsPyTorchStateDict() throws {
-        let model = perceptron()
+        let model = try perceptron()
         let report = try model.load(from: goldenDirectory.appendingPathComponent("sequential_state_dict.safetensors"))
         #expect(report.isComplete)
         let io = try golden("sequential_io")
@@ -351,7 +351,7 @@ private final class Tracker: Module {
 
     @Test func loadsUnderPrefix() throws {
         let data = try golden("linear_activations")
-        let linear = Linear(in: 7, out: 5)
+        let linear = try Linear(in: 7, out: 5)
         try linear.loadStateDict(data, prefix: "linear.param.")
         #expect(try linear.weight.value == floatTensor(data, "linear.param.weight"))
         expectClose(try linear(try floatTensor(data, "linear.x")), try floatTensor(data, "linear.y"))
@@ -361,7 +361,7 @@ private final class Tracker: Module {
         var dict = try golden("sequential_state_dict")
         dict["0.bias"] = nil
         dict["3.weight"] = .float(Tensor([1]))
-        let model = perceptron()
+        let model = try perceptron()
         let before = model.stateDict()
         do {
             try model.loadStateDict(dict)
@@ -380,7 +380,7 @@ private final class Tracker: Module {
 
     @Test func shapeMismatchThrowsEvenWhenNotStrict() throws {
         let dict = try golden("sequential_state_dict")
-        let model = perceptron(out: 3)
+        let model = try perceptron(out: 3)
         let before = model.stateDict()
         for strict in [true, false] {
             do {
@@ -425,9 +425,9 @@ private final class Tracker: Module {
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("model.safetensors")
 
-        let model = perceptron()
+        let model = try perceptron()
         try model.save(to: url, metadata: ["epoch": "12"])
-        let copy = perceptron()
+        let copy = try perceptron()
         #expect(copy.stateDict() != model.stateDict())
         #expect(try copy.load(from: url).isComplete)
         #expect(copy.stateDict() == model.stateDict())
@@ -444,7 +444,7 @@ private final class Tracker: Module {
     }
 
     @Test func stateDictIsASnapshot() throws {
-        let linear = Linear(in: 2, out: 2)
+        let linear = try Linear(in: 2, out: 2)
         let saved = linear.stateDict()
         let weight = try floatTensor(saved, "weight")
         linear.weight.update { $0[0] += 1 }

@@ -92,7 +92,7 @@ import Testing
         var generator = RandomGenerator(seed: 7)
         _ = try SyntheticData.shapes(count: 2000, noise: 0.1, using: &generator)
         let (testX, testY) = try SyntheticData.shapes(count: 400, noise: 0.1, using: &generator)
-        let reloaded = ShapesDemo.makeModel()
+        let reloaded = try ShapesDemo.makeModel()
         let report = try reloaded.load(from: url)
         #expect(report.isComplete)
         let predictions = try ShapesDemo.predict(reloaded, testX, batchSize: 64)

@@ -101,7 +101,7 @@ import Testing
         #expect(Tensor.zeros([2000]).description.contains("..."))
     }
 
-    @Test func seededInitialisationIsReproducible() {
+    @Test func seededInitialisationIsReproducible() throws {
         // Explicit generators: other tests draw from the default one in parallel.
         var g1 = RandomGenerator(seed: 7), g2 = RandomGenerator(seed: 7)
         let a = Tensor.normal([100], using: &g1)
@@ -110,7 +110,7 @@ import Testing
         #expect(g1.state == g2.state)
         let mean = a.scalars.reduce(0, +) / 100
         #expect(abs(mean) < 0.3)
-        let linear = Linear(in: 16, out: 4)
+        let linear = try Linear(in: 16, out: 4)
         #expect(linear.weight.value.scalars.allSatisfy { abs($0) <= 0.25 })
     }
 }

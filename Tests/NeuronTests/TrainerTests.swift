@@ -15,11 +15,11 @@ import Testing
             Random.seed(seed)
             var g = RandomGenerator(seed: 1)  // the data is the same for every seed: it is not in checkpoints
             let (x, labels) = try SyntheticData.twoSpirals(count: 200, using: &g)
-            model = Sequential {
-                Linear(in: 2, out: 16)
+            model = try Sequential {
+                try Linear(in: 2, out: 16)
                 Tanh()
-                Dropout(p: 0.2)
-                Linear(in: 16, out: 2)
+                try Dropout(p: 0.2)
+                try Linear(in: 16, out: 2)
             }
             optimizer = try Adam(model.namedParameters, lr: 0.02)
             let loader = try DataLoader(x: x, y: labels, batchSize: 32, generator: RandomGenerator(seed: seed + 1))
@@ -97,7 +97,7 @@ import Testing
 
     @Test func aNaNLossStopsTrainingWithAClearError() throws {
         Random.seed(1)
-        let model = Linear(in: 2, out: 1)
+        let model = try Linear(in: 2, out: 1)
         let loader = try DataLoader(x: Tensor([[1, 2], [3, 4]]), y: Tensor([[1], [2]]), batchSize: 1)
         let trainer = Trainer(model: model, optimizer: try SGD(model.namedParameters, lr: 0.1), trainData: loader) { output, target in
             try mseLoss(output * Float.nan, target)

@@ -7,6 +7,7 @@ public func oneHot(_ labels: [Int], classes: Int) throws -> Tensor {
     if let i = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
         throw NeuronError.invalidArgument("oneHot: label \(labels[i]) at index \(i) is outside 0..<\(classes)")
     }
+    try Sizes.checkShape([labels.count, classes], "oneHot result")
     var out = Tensor.zeros([labels.count, classes])
     out.withUnsafeMutableBufferPointer { p in
         for (i, label) in labels.enumerated() { p[i * classes + label] = 1 }

@@ -17,7 +17,7 @@ public enum ShapesDemo {
     /// data and epochs `VGG.small(inChannels: 1, widths: [16, 32], classes: 4)` reached 72 % where
     /// LeNet-5 reached 94 %, at 2-3 times the cost per epoch (a full-resolution first block, and global
     /// average pooling that discards the layout telling a square from a triangle).
-    public static func makeModel() -> LeNet5 { LeNet5(classes: SyntheticData.shapeClassNames.count) }
+    public static func makeModel() throws -> LeNet5 { try LeNet5(classes: SyntheticData.shapeClassNames.count) }
 
     /// Trains `makeModel()` with Adam for `epochs` epochs on `trainCount` images and returns the accuracy
     /// on `testCount` other images (noise 0.1), after a save/load round trip through `modelURL`
@@ -50,7 +50,7 @@ public enum ShapesDemo {
                    shapeString(Array(trainX.shape.dropFirst())), Date().timeIntervalSince(start),
                    SyntheticData.shapeClassNames.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ")))
 
-        let model = makeModel()
+        let model = try makeModel()
         log(try model.summary(inputShape: [1, 1, 28, 28]))
         let optimizer = try Adam(model.namedParameters, lr: 0.003)
         let loader = try DataLoader(x: trainX, y: trainY, batchSize: 64, generator: RandomGenerator(seed: seed &+ 1))
@@ -66,7 +66,7 @@ public enum ShapesDemo {
 
         let url = modelURL ?? FileManager.default.temporaryDirectory.appendingPathComponent("neuron-shapes-cnn.safetensors")
         try model.save(to: url, metadata: ["classes": SyntheticData.shapeClassNames.joined(separator: ",")])
-        let reloaded = makeModel()
+        let reloaded = try makeModel()
         try reloaded.load(from: url)
         let reloadedPredictions = try predict(reloaded, testX, batchSize: loader.batchSize)
         if let i = predictions.indices.first(where: { predictions[$0] != reloadedPredictions[$0] }) {

@@ -23,12 +23,12 @@ public enum SpiralsDemo {
         let trainX = try points.rows(at: split.train), testX = try points.rows(at: split.test)
         let trainY = try labels.gathering(split.train), testY = try labels.gathering(split.test)
 
-        let model = Sequential {
-            Linear(in: 2, out: 64)
+        let model = try Sequential {
+            try Linear(in: 2, out: 64)
             Tanh()
-            Linear(in: 64, out: 64)
+            try Linear(in: 64, out: 64)
             Tanh()
-            Linear(in: 64, out: 2)
+            try Linear(in: 64, out: 2)
         }
         log(try model.summary(inputShape: [1, 2]))
         let optimizer = try Adam(model.namedParameters, lr: 0.01)

@@ -3,20 +3,23 @@ import CKernels
 extension Tensor {
     /// 2-D cross-correlation of x [N, C_in, H, W] with weight [C_out, C_in/groups, KH, KW] plus an
     /// optional bias [C_out] (PyTorch's `F.conv2d`), zero padding per side. Output [N, C_out, OH, OW].
+    /// An input with C_in = 0 or an empty plane gives the bias at every output (an empty sum).
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Size2D = 1, padding: Padding2D = 0,
                               dilation: Size2D = 1, groups: Int = 1) throws -> Tensor {
-        var p = try conv2dParameters(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
-        let oh = Int(nn_conv2d_out_h(&p)), ow = Int(nn_conv2d_out_w(&p))
-        let out = Tensor(uninitializedShape: [x.shape[0], weight.shape[0], oh, ow])
-        let workspace = TensorStorage(count: nn_conv2d_workspace_size(&p))
-        if out.count > 0 { nn_conv2d_forward(out.pointer, x.pointer, weight.pointer, bias?.pointer, workspace.pointer, &p) }
+        let (params, oh, ow) = try conv2dParameters(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        var p = params
+        let out = try Tensor.allocated([x.shape[0], weight.shape[0], oh, ow], op: "conv2d")
+        if out.count > 0 {
+            let workspace = try Sizes.workspace(nn_conv2d_workspace_size(&p), op: "conv2d")
+            nn_conv2d_forward(out.pointer, x.pointer, weight.pointer, bias?.pointer, workspace.pointer, &p)
+        }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return out.recorded("conv2d", inputs: inputs) { g in
             let dx = x.requiresGrad ? Tensor(uninitializedShape: x.shape) : nil
             let dw = weight.requiresGrad ? Tensor.zeros(weight.shape) : nil
             let db = bias?.requiresGrad == true ? Tensor.zeros(bias!.shape) : nil
-            let scratch = TensorStorage(count: nn_conv2d_workspace_size(&p))
             if g.count > 0 {
+                let scratch = try Sizes.workspace(nn_conv2d_workspace_size(&p), op: "conv2d backward")
                 nn_conv2d_backward(dx?.pointer, dw?.pointer, db?.pointer, g.pointer, x.pointer, weight.pointer, scratch.pointer, &p)
             } else {
                 dx.map { $0.pointer.update(repeating: 0, count: $0.count) }
@@ -25,9 +28,11 @@ extension Tensor {
         }
     }
 
-    /// Validates the shapes of a convolution and fills the kernel's parameter block.
+    /// Validates the shapes and parameters of a convolution, computes the output size with checked
+    /// arithmetic and fills the kernel's parameter block, whose `int` fields and the `int` index
+    /// arithmetic of the kernels (padded planes, channel x tap counts) must stay within 32 bits.
     static func conv2dParameters(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Size2D, padding: Padding2D,
-                                 dilation: Size2D, groups: Int) throws -> nn_conv2d_params {
+                                 dilation: Size2D, groups: Int) throws -> (params: nn_conv2d_params, outHeight: Int, outWidth: Int) {
         guard x.rank == 4 else { throw NeuronError.shapeMismatch("conv2d expects input [N, C, H, W], got \(shapeString(x.shape))") }
         guard weight.rank == 4 else { throw NeuronError.shapeMismatch("conv2d expects weight [C_out, C_in/groups, KH, KW], got \(shapeString(weight.shape))") }
         guard stride.height >= 1, stride.width >= 1 else { throw NeuronError.invalidArgument("conv2d: stride must be at least 1, got \(stride)") }
@@ -35,27 +40,74 @@ extension Tensor {
         guard [padding.top, padding.bottom, padding.left, padding.right].allSatisfy({ $0 >= 0 }) else {
             throw NeuronError.invalidArgument("conv2d: padding must not be negative, got \(padding)")
         }
-        let cOut = weight.shape[0], cIn = x.shape[1]
+        let (n, cIn, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cOut, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        guard kh >= 1, kw >= 1 else {
+            throw NeuronError.invalidArgument("conv2d: kernel must be at least 1x1, weight is \(shapeString(weight.shape))")
+        }
         guard groups >= 1, cIn % groups == 0, cOut % groups == 0 else {
             throw NeuronError.invalidArgument("conv2d: groups \(groups) must divide input channels \(cIn) and output channels \(cOut)")
         }
-        guard weight.shape[1] * groups == cIn else {
+        guard weight.shape[1] == cIn / groups else {
             throw NeuronError.shapeMismatch("conv2d: input \(shapeString(x.shape)) has \(cIn) channels but weight \(shapeString(weight.shape)) expects \(weight.shape[1] * groups) (groups \(groups))")
         }
         if let bias, bias.shape != [cOut] {
             throw NeuronError.shapeMismatch("conv2d: bias \(shapeString(bias.shape)) for weight \(shapeString(weight.shape))")
         }
-        let p = nn_conv2d_params(n: Int32(x.shape[0]), c_in: Int32(cIn), h: Int32(x.shape[2]), w: Int32(x.shape[3]),
-                                 c_out: Int32(cOut), kh: Int32(weight.shape[2]), kw: Int32(weight.shape[3]),
-                                 stride_h: Int32(stride.height), stride_w: Int32(stride.width),
+        let op = "conv2d"
+        let paddedH = try Sizes.add(h, try Sizes.add(padding.top, padding.bottom, "\(op): padding"), "\(op): padded height")
+        let paddedW = try Sizes.add(w, try Sizes.add(padding.left, padding.right, "\(op): padding"), "\(op): padded width")
+        let spanH = try Sizes.add(try Sizes.multiply(dilation.height, kh - 1, "\(op): dilated kernel height"), 1, "\(op): dilated kernel height")
+        let spanW = try Sizes.add(try Sizes.multiply(dilation.width, kw - 1, "\(op): dilated kernel width"), 1, "\(op): dilated kernel width")
+        guard spanH <= paddedH, spanW <= paddedW else {
+            throw NeuronError.shapeMismatch("conv2d: kernel \(kh)x\(kw) (dilation \(dilation), \(spanH)x\(spanW) wide) is larger than the padded input \(paddedH)x\(paddedW) of \(shapeString(x.shape))")
+        }
+        let oh = (paddedH - spanH) / stride.height + 1, ow = (paddedW - spanW) / stride.width + 1
+        // A stride longer than the padded input gives one window, and a 1-tap axis ignores its
+        // dilation: the kernels get equivalent values that fit in `int`.
+        let strideH = Swift.min(stride.height, paddedH), strideW = Swift.min(stride.width, paddedW)
+        let dilationH = kh == 1 ? 1 : dilation.height, dilationW = kw == 1 ? 1 : dilation.width
+        // Every size the kernels compute in `int`: padded and dilated planes (with a stride of slack for
+        // window arithmetic), plane areas, image-channel counts and channel x tap counts (x 4 for the
+        // packed panels). Each is checked here so the C side cannot wrap.
+        func sum(_ a: Int?, _ b: Int?) -> Int? {
+            guard let a, let b else { return nil }
+            let (s, overflow) = a.addingReportingOverflow(b)
+            return overflow ? nil : s
+        }
+        func product(_ factors: Int?...) -> Int? {
+            var p = 1
+            for f in factors {
+                guard let f else { return nil }
+                let (q, overflow) = p.multipliedReportingOverflow(by: f)
+                if overflow { return nil }
+                p = q
+            }
+            return p
+        }
+        let limits: [(String, Int?)] = [
+            ("batch", n), ("input channels", cIn), ("height", h), ("width", w), ("output channels", cOut), ("groups", groups),
+            ("padded height + stride", sum(paddedH, strideH)), ("padded width + stride", sum(paddedW, strideW)),
+            ("height + dilated kernel", sum(h, spanH)), ("width + dilated kernel", sum(w, spanW)),
+            ("padded plane", product(paddedH, paddedW)),
+            ("dilated plane", product(sum(h, spanH), sum(w, spanW))),
+            ("output plane", product(oh, ow)),
+            ("batch x input channels", product(n, cIn)),
+            ("batch x output channels", product(n, cOut)),
+            ("4 x input channels x taps", product(4, cIn, kh, kw)),
+            ("4 x output channels x taps", product(4, cOut, kh, kw)),
+            ("weight elements", product(weight.shape[0], weight.shape[1], kh, kw)),
+        ]
+        for (name, value) in limits where value.map({ $0 > Int(Int32.max) }) ?? true {
+            throw NeuronError.invalidArgument("conv2d: \(name) = \(value.map(String.init) ?? "more than \(Int.max)") exceeds the kernels' 32-bit index range (input \(shapeString(x.shape)), weight \(shapeString(weight.shape)), stride \(stride), padding \(padding), dilation \(dilation))")
+        }
+        let p = nn_conv2d_params(n: Int32(n), c_in: Int32(cIn), h: Int32(h), w: Int32(w),
+                                 c_out: Int32(cOut), kh: Int32(kh), kw: Int32(kw),
+                                 stride_h: Int32(strideH), stride_w: Int32(strideW),
                                  pad_top: Int32(padding.top), pad_bottom: Int32(padding.bottom),
                                  pad_left: Int32(padding.left), pad_right: Int32(padding.right),
-                                 dil_h: Int32(dilation.height), dil_w: Int32(dilation.width), groups: Int32(groups))
-        var q = p
-        guard nn_conv2d_out_h(&q) >= 1, nn_conv2d_out_w(&q) >= 1 else {
-            throw NeuronError.shapeMismatch("conv2d: kernel \(weight.shape[2])x\(weight.shape[3]) (dilation \(dilation)) is larger than the padded input \(x.shape[2] + padding.top + padding.bottom)x\(x.shape[3] + padding.left + padding.right) of \(shapeString(x.shape))")
-        }
-        return p
+                                 dil_h: Int32(dilationH), dil_w: Int32(dilationW), groups: Int32(groups))
+        return (p, oh, ow)
     }
 }
 
@@ -72,12 +124,23 @@ public final class Conv2D: Module {
     public let groups: Int
     public var isTraining = true
 
+    /// - Throws: `NeuronError.invalidArgument` for negative channel counts, groups that do not divide
+    ///   both, a kernel, stride or dilation below 1, negative padding, or a weight over the allocation cap.
     public init(in inChannels: Int, out outChannels: Int, kernel: Size2D, stride: Size2D = 1, padding: Padding2D = 0,
-                dilation: Size2D = 1, groups: Int = 1, bias: Bool = true) {
-        precondition(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
-                     "Conv2D: groups \(groups) must divide in \(inChannels) and out \(outChannels)")
-        let fanIn = inChannels / groups * kernel.height * kernel.width
-        weight = Parameter(Tensor.kaimingUniform([outChannels, inChannels / groups, kernel.height, kernel.width], fanIn: fanIn))
+                dilation: Size2D = 1, groups: Int = 1, bias: Bool = true) throws {
+        try Hyperparameter.require(inChannels >= 0 && outChannels >= 0,
+                                   "Conv2D: channel counts must not be negative, got in \(inChannels), out \(outChannels)")
+        try Hyperparameter.require(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
+                                   "Conv2D: groups \(groups) must divide in \(inChannels) and out \(outChannels)")
+        try Hyperparameter.require(kernel.height >= 1 && kernel.width >= 1, "Conv2D: kernel must be at least 1, got \(kernel)")
+        try Hyperparameter.require(stride.height >= 1 && stride.width >= 1, "Conv2D: stride must be at least 1, got \(stride)")
+        try Hyperparameter.require(dilation.height >= 1 && dilation.width >= 1, "Conv2D: dilation must be at least 1, got \(dilation)")
+        try Hyperparameter.require([padding.top, padding.bottom, padding.left, padding.right].allSatisfy { $0 >= 0 },
+                                   "Conv2D: padding must not be negative, got \(padding)")
+        let shape = [outChannels, inChannels / groups, kernel.height, kernel.width]
+        try Sizes.checkShape(shape, "Conv2D weight")
+        let fanIn = try Sizes.product([inChannels / groups, kernel.height, kernel.width], "Conv2D fan-in")
+        weight = Parameter(Tensor.kaimingUniform(shape, fanIn: fanIn))
         let bound = fanIn > 0 ? 1 / Float(fanIn).squareRoot() : 0
         self.bias = bias ? Parameter(Tensor.uniform([outChannels], low: -bound, high: bound)) : nil
         self.stride = stride

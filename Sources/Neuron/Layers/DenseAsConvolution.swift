@@ -7,10 +7,13 @@ extension Conv2D {
     /// (flatten order c·H·W + h·W + w, PyTorch's `torch.flatten(x, 1)`): kernel height x width,
     /// `linear.outFeatures` output channels. Stride is the window step in the input of this layer.
     public convenience init(converting linear: Linear, inputChannels channels: Int, height: Int, width: Int, stride: Size2D = 1) throws {
-        guard channels * height * width == linear.inFeatures else {
-            throw NeuronError.shapeMismatch("Linear(in: \(linear.inFeatures)) cannot read a \(channels) x \(height) x \(width) map (\(channels * height * width) values)")
+        try Hyperparameter.require(channels >= 0 && height >= 1 && width >= 1,
+                                   "a \(channels) x \(height) x \(width) map is not a feature map a convolution can read")
+        let values = try? Sizes.product([channels, height, width], "")
+        guard values == linear.inFeatures else {
+            throw NeuronError.shapeMismatch("Linear(in: \(linear.inFeatures)) cannot read a \(channels) x \(height) x \(width) map (\(values.map(String.init) ?? "too many") values)")
         }
-        self.init(in: channels, out: linear.outFeatures, kernel: [height, width], stride: stride, bias: linear.bias != nil)
+        try self.init(in: channels, out: linear.outFeatures, kernel: [height, width], stride: stride, bias: linear.bias != nil)
         weight.value = try linear.weight.withValue { try $0.reshaped([linear.outFeatures, channels, height, width]) }
         if let b = bias, let lb = linear.bias { b.value = lb.withValue { $0 } }
     }

@@ -34,13 +34,15 @@ public struct Padding2D: Equatable, Sendable, ExpressibleByIntegerLiteral, Expre
 /// The output length of a convolution or pooling window along one axis:
 /// floor((n + padBefore + padAfter - dilation (kernel - 1) - 1) / stride) + 1, or with `ceilMode`
 /// PyTorch's pooling rule (round up, but drop a last window that would start in the right padding).
-/// Returns a value < 1 when the window does not fit.
+/// Returns a value < 1 when the window does not fit. Computed in 128 bits, so sizes near `Int.max`
+/// give the true answer (clamped to `Int.max`) rather than a wrapped one.
 public func outputSize(input n: Int, kernel: Int, stride: Int = 1, padding: Int = 0, paddingAfter: Int? = nil,
                        dilation: Int = 1, ceilMode: Bool = false) -> Int {
-    let span = n + padding + (paddingAfter ?? padding) - dilation * (kernel - 1) - 1
+    let span = Int128(n) + Int128(padding) + Int128(paddingAfter ?? padding) - Int128(dilation) * (Int128(kernel) - 1) - 1
     guard span >= 0, stride >= 1 else { return 0 }
-    guard ceilMode else { return span / stride + 1 }
-    var out = (span + stride - 1) / stride + 1
-    if (out - 1) * stride >= n + padding { out -= 1 }
-    return out
+    let s = Int128(stride)
+    guard ceilMode else { return Int(clamping: span / s + 1) }
+    var out = (span + s - 1) / s + 1
+    if (out - 1) * s >= Int128(n) + Int128(padding) { out -= 1 }
+    return Int(clamping: out)
 }

@@ -9,8 +9,11 @@ public final class Linear: Module {
     public let inFeatures: Int
     public let outFeatures: Int
 
-    public init(in inFeatures: Int, out outFeatures: Int, bias: Bool = true) {
-        precondition(inFeatures >= 0 && outFeatures >= 0, "Linear sizes must not be negative")
+    /// - Throws: `NeuronError.invalidArgument` for a negative size or a weight over the allocation cap.
+    public init(in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
+        try Hyperparameter.require(inFeatures >= 0 && outFeatures >= 0,
+                                   "Linear sizes must not be negative, got in \(inFeatures), out \(outFeatures)")
+        try Sizes.checkShape([outFeatures, inFeatures], "Linear weight")
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         weight = Parameter(Tensor.kaimingUniform([outFeatures, inFeatures], fanIn: inFeatures))

@@ -1,7 +1,8 @@
 import CKernels
 
-/// Batch normalisation over the channel axis of [N, C] (`BatchNorm1D`) or [N, C, H, W]
-/// (`BatchNorm2D`) input, PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d`.
+/// Batch normalisation over the channel axis of [N, C] or [N, C, L] (`BatchNorm1D`) or [N, C, H, W]
+/// (`BatchNorm2D`) input, PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d`, rounded as PyTorch's CPU
+/// kernel rounds (float statistics, then scale = invstd · weight, shift = bias − mean · scale).
 ///
 /// Training mode normalises with the batch mean and biased variance over N (and H, W) and updates
 /// the running statistics: running = (1 - momentum) · running + momentum · batch, the variance
@@ -20,8 +21,9 @@ public class BatchNorm: Module {
     public var isTraining = true
     let expectedRank: Int
 
-    init(channels: Int, eps: Float, momentum: Float, affine: Bool, trackRunningStats: Bool, rank: Int) {
-        precondition(channels >= 1, "batch norm needs at least one channel")
+    init(channels: Int, eps: Float, momentum: Float, affine: Bool, trackRunningStats: Bool, rank: Int) throws {
+        try Hyperparameter.require(channels >= 0, "\(rank == 2 ? "BatchNorm1D" : "BatchNorm2D"): channels must not be negative, got \(channels)")
+        try Sizes.checkShape([channels], "batch norm parameters")
         self.channels = channels
         self.eps = eps
         self.momentum = momentum
@@ -34,8 +36,10 @@ public class BatchNorm: Module {
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let layout = expectedRank == 2 ? "[N, C]" : "[N, C, H, W]"
-        guard x.rank == expectedRank, x.shape[1] == channels else {
+        // BatchNorm1d takes [N, C] and [N, C, L], as PyTorch's does.
+        let layout = expectedRank == 2 ? "[N, C] or [N, C, L]" : "[N, C, H, W]"
+        let ranks = expectedRank == 2 ? [2, 3] : [4]
+        guard ranks.contains(x.rank), x.shape[1] == channels else {
             throw NeuronError.shapeMismatch("\(typeName)(\(channels)) expects input \(layout) with C = \(channels), got \(shapeString(x.shape))")
         }
         var running: (mean: Tensor, variance: Tensor)?
@@ -66,17 +70,19 @@ public class BatchNorm: Module {
     }
 }
 
-/// Batch norm over [N, C] (PyTorch's `nn.BatchNorm1d`).
+/// Batch norm over the features of [N, C] or [N, C, L] (PyTorch's `nn.BatchNorm1d`).
 public final class BatchNorm1D: BatchNorm {
-    public init(_ features: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
-        super.init(channels: features, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 2)
+    /// - Throws: `NeuronError.invalidArgument` when `features` is negative.
+    public init(_ features: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) throws {
+        try super.init(channels: features, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 2)
     }
 }
 
 /// Batch norm over the channels of [N, C, H, W] (PyTorch's `nn.BatchNorm2d`).
 public final class BatchNorm2D: BatchNorm {
-    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
-        super.init(channels: channels, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 4)
+    /// - Throws: `NeuronError.invalidArgument` when `channels` is negative.
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) throws {
+        try super.init(channels: channels, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 4)
     }
 }
 
@@ -108,7 +114,8 @@ extension Tensor {
         guard training || running != nil else { throw NeuronError.invalidArgument("\(name) in evaluation mode needs running statistics") }
         let out = Tensor(uninitializedShape: x.shape)
         let mean = Tensor(uninitializedShape: [channels]), invstd = Tensor(uninitializedShape: [channels])
-        let (cn, cc, cs) = (Int32(n), Int32(channels), Int32(s))
+        let (cn, cc, cs) = (try Sizes.int32(n, "batch", op: name), try Sizes.int32(channels, "channels", op: name),
+                            try Sizes.int32(s, "positions per channel", op: name))
         if training {
             var rm = running?.mean, rv = running?.variance
             nn_batchnorm_forward_train(out.pointer, mean.pointer, invstd.pointer, rm?.mutablePointer, rv?.mutablePointer,
@@ -146,8 +153,9 @@ public final class Dropout: Module {
     public let p: Float
     public var isTraining = true
 
-    public init(p: Float = 0.5) {
-        precondition(p >= 0 && p <= 1, "Dropout probability must be in [0, 1], got \(p)")
+    /// - Throws: `NeuronError.invalidArgument` unless 0 <= p <= 1.
+    public init(p: Float = 0.5) throws {
+        try Hyperparameter.require(p >= 0 && p <= 1, "Dropout probability must be in [0, 1], got \(p)")
         self.p = p
     }
 

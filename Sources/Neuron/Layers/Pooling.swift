@@ -1,24 +1,53 @@
 import CKernels
 
 extension Tensor {
-    /// Validates a pooling window over x [N, C, H, W] and fills the kernel's parameter block.
+    /// Validates a pooling window over x [N, C, H, W] and fills the kernel's parameter block; the
+    /// output size is computed in Swift without overflow and every value must fit the kernels' `int`.
+    /// As in PyTorch, only the batch may be empty.
     static func poolParameters(_ x: Tensor, kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool,
-                               countIncludePad: Bool = true, op: String) throws -> nn_pool2d_params {
+                               countIncludePad: Bool = true, op: String) throws -> (params: nn_pool2d_params, outHeight: Int, outWidth: Int) {
         guard x.rank == 4 else { throw NeuronError.shapeMismatch("\(op) expects input [N, C, H, W], got \(shapeString(x.shape))") }
+        try checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: op)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        guard c > 0, h > 0, w > 0 else {
+            throw NeuronError.emptyInput("\(op) needs C, H and W of at least 1 (only the batch may be empty, as in PyTorch), got \(shapeString(x.shape))")
+        }
         let s = stride ?? kernel
+        let oh = outputSize(input: h, kernel: kernel.height, stride: s.height, padding: padding.height, ceilMode: ceilMode)
+        let ow = outputSize(input: w, kernel: kernel.width, stride: s.width, padding: padding.width, ceilMode: ceilMode)
+        guard oh >= 1, ow >= 1 else {
+            throw NeuronError.shapeMismatch("\(op): window \(kernel) with padding \(padding) is larger than the padded input of \(shapeString(x.shape))")
+        }
+        // A stride longer than the padded axis gives one window either way; the kernels get one that fits in int.
+        func extent(_ size: Int, _ pad: Int) -> Int { // pad <= kernel / 2, so 2 * pad cannot overflow
+            let (e, overflow) = size.addingReportingOverflow(2 * pad)
+            return overflow ? Int.max : e
+        }
+        let strideH = Swift.min(s.height, extent(h, padding.height)), strideW = Swift.min(s.width, extent(w, padding.width))
+        let p = nn_pool2d_params(n: try Sizes.int32(n, "batch", op: op), c: try Sizes.int32(c, "channels", op: op),
+                                 h: try Sizes.int32(h, "height", op: op), w: try Sizes.int32(w, "width", op: op),
+                                 kh: try Sizes.int32(kernel.height, "kernel height", op: op),
+                                 kw: try Sizes.int32(kernel.width, "kernel width", op: op),
+                                 stride_h: try Sizes.int32(strideH, "stride height", op: op),
+                                 stride_w: try Sizes.int32(strideW, "stride width", op: op),
+                                 pad_h: try Sizes.int32(padding.height, "padding height", op: op),
+                                 pad_w: try Sizes.int32(padding.width, "padding width", op: op),
+                                 ceil_mode: ceilMode ? 1 : 0, count_include_pad: countIncludePad ? 1 : 0)
+        _ = try Sizes.int32(oh, "output height", op: op)
+        _ = try Sizes.int32(ow, "output width", op: op)
+        return (p, oh, ow)
+    }
+
+    /// The checks PyTorch's pooling makes on its configuration: a window and stride of at least 1 and
+    /// padding between 0 and half the window (so every window overlaps the input).
+    static func checkPoolWindow(kernel: Size2D, stride: Size2D?, padding: Size2D, op: String) throws {
         guard kernel.height >= 1, kernel.width >= 1 else { throw NeuronError.invalidArgument("\(op): kernel must be at least 1, got \(kernel)") }
-        guard s.height >= 1, s.width >= 1 else { throw NeuronError.invalidArgument("\(op): stride must be at least 1, got \(s)") }
+        if let s = stride, s.height < 1 || s.width < 1 {
+            throw NeuronError.invalidArgument("\(op): stride must be at least 1, got \(s)")
+        }
         guard padding.height >= 0, padding.width >= 0, padding.height <= kernel.height / 2, padding.width <= kernel.width / 2 else {
             throw NeuronError.invalidArgument("\(op): padding \(padding) must be between 0 and half the kernel \(kernel)")
         }
-        var p = nn_pool2d_params(n: Int32(x.shape[0]), c: Int32(x.shape[1]), h: Int32(x.shape[2]), w: Int32(x.shape[3]),
-                                 kh: Int32(kernel.height), kw: Int32(kernel.width), stride_h: Int32(s.height), stride_w: Int32(s.width),
-                                 pad_h: Int32(padding.height), pad_w: Int32(padding.width), ceil_mode: ceilMode ? 1 : 0,
-                                 count_include_pad: countIncludePad ? 1 : 0)
-        guard nn_pool2d_out_h(&p) >= 1, nn_pool2d_out_w(&p) >= 1 else {
-            throw NeuronError.shapeMismatch("\(op): window \(kernel) is larger than the padded input of \(shapeString(x.shape))")
-        }
-        return p
     }
 
     /// Max pooling over windows of x [N, C, H, W] (PyTorch's `F.max_pool2d`; stride defaults to the
@@ -26,9 +55,11 @@ extension Tensor {
     /// the whole gradient. Also returns the flat index h·W + w of each maximum in its input plane.
     public static func maxPool2d(_ x: Tensor, kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0],
                                  ceilMode: Bool = false) throws -> (values: Tensor, indices: IntTensor) {
-        var p = try poolParameters(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, op: "max_pool2d")
-        let outShape = [x.shape[0], x.shape[1], Int(nn_pool2d_out_h(&p)), Int(nn_pool2d_out_w(&p))]
-        let out = Tensor(uninitializedShape: outShape)
+        let (params, oh, ow) = try poolParameters(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, op: "max_pool2d")
+        var p = params
+        let outShape = [x.shape[0], x.shape[1], oh, ow]
+        let out = try Tensor.allocated(outShape, op: "max_pool2d")
+        try Sizes.checkAllocation(elements: 2 * out.count, "max_pool2d indices")  // Int64: two floats each
         var indices = [Int64](repeating: 0, count: out.count)
         if out.count > 0 { nn_max_pool2d_forward(out.pointer, &indices, x.pointer, &p) }
         let values = out.recorded("max_pool2d", inputs: [x]) { g in
@@ -43,9 +74,10 @@ extension Tensor {
     /// counts in the divisor.
     public static func avgPool2d(_ x: Tensor, kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0],
                                  ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
-        var p = try poolParameters(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
-                                   countIncludePad: countIncludePad, op: "avg_pool2d")
-        let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], Int(nn_pool2d_out_h(&p)), Int(nn_pool2d_out_w(&p))])
+        let (params, oh, ow) = try poolParameters(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode,
+                                             countIncludePad: countIncludePad, op: "avg_pool2d")
+        var p = params
+        let out = try Tensor.allocated([x.shape[0], x.shape[1], oh, ow], op: "avg_pool2d")
         if out.count > 0 { nn_avg_pool2d_forward(out.pointer, x.pointer, &p) }
         return out.recorded("avg_pool2d", inputs: [x]) { g in
             let dx = Tensor(uninitializedShape: x.shape)
@@ -58,11 +90,15 @@ extension Tensor {
     /// rows floor(i·H/oh) ..< ceil((i+1)·H/oh). Output size 1 is global average pooling.
     public static func adaptiveAvgPool2d(_ x: Tensor, outputSize: Size2D) throws -> Tensor {
         guard x.rank == 4 else { throw NeuronError.shapeMismatch("adaptive_avg_pool2d expects input [N, C, H, W], got \(shapeString(x.shape))") }
-        guard outputSize.height >= 1, outputSize.width >= 1 else { throw NeuronError.invalidArgument("adaptive_avg_pool2d: output size must be at least 1, got \(outputSize)") }
-        let (n, c, h, w) = (Int32(x.shape[0]), Int32(x.shape[1]), Int32(x.shape[2]), Int32(x.shape[3]))
-        guard h > 0, w > 0 else { throw NeuronError.emptyInput("adaptive_avg_pool2d of an empty plane, input \(shapeString(x.shape))") }
-        let (oh, ow) = (Int32(outputSize.height), Int32(outputSize.width))
-        let out = Tensor(uninitializedShape: [x.shape[0], x.shape[1], outputSize.height, outputSize.width])
+        let op = "adaptive_avg_pool2d"
+        guard outputSize.height >= 1, outputSize.width >= 1 else { throw NeuronError.invalidArgument("\(op): output size must be at least 1, got \(outputSize)") }
+        guard x.shape[1] > 0, x.shape[2] > 0, x.shape[3] > 0 else {
+            throw NeuronError.emptyInput("\(op) needs C, H and W of at least 1 (only the batch may be empty, as in PyTorch), got \(shapeString(x.shape))")
+        }
+        let (n, c) = (try Sizes.int32(x.shape[0], "batch", op: op), try Sizes.int32(x.shape[1], "channels", op: op))
+        let (h, w) = (try Sizes.int32(x.shape[2], "height", op: op), try Sizes.int32(x.shape[3], "width", op: op))
+        let oh = try Sizes.int32(outputSize.height, "output height", op: op), ow = try Sizes.int32(outputSize.width, "output width", op: op)
+        let out = try Tensor.allocated([x.shape[0], x.shape[1], outputSize.height, outputSize.width], op: op)
         if out.count > 0 { nn_adaptive_avg_pool2d_forward(out.pointer, x.pointer, n, c, h, w, oh, ow) }
         return out.recorded("adaptive_avg_pool2d", inputs: [x]) { g in
             let dx = Tensor(uninitializedShape: x.shape)
@@ -76,7 +112,9 @@ extension Tensor {
 public final class MaxPool2D: Module {
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool
     public var isTraining = true
-    public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false) {
+    /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
+    public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false) throws {
+        try Tensor.checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: "MaxPool2D")
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.ceilMode = ceilMode
     }
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -89,7 +127,9 @@ public final class MaxPool2D: Module {
 public final class AvgPool2D: Module {
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool, countIncludePad: Bool
     public var isTraining = true
-    public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false, countIncludePad: Bool = true) {
+    /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
+    public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false, countIncludePad: Bool = true) throws {
+        try Tensor.checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: "AvgPool2D")
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.ceilMode = ceilMode
         self.countIncludePad = countIncludePad
     }

@@ -1,4 +1,5 @@
-/// Builds the layer list of a `Sequential` from a block: `Sequential { Linear(in: 2, out: 16); ReLU() }`.
+/// Builds the layer list of a `Sequential` from a block: `try Sequential { try Linear(in: 2, out: 16); ReLU() }`
+/// (layer initialisers that validate their configuration throw, so the block may `try`).
 @resultBuilder
 public enum ModuleBuilder {
     public static func buildExpression(_ module: any Module) -> [any Module] { [module] }
@@ -17,7 +18,7 @@ public final class Sequential: Module {
     public var isTraining = true
 
     public init(_ layers: [any Module]) { self.layers = layers }
-    public init(@ModuleBuilder _ build: () -> [any Module]) { layers = build() }
+    public init(@ModuleBuilder _ build: () throws -> [any Module]) rethrows { layers = try build() }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try layers.reduce(x) { try $1($0) }

@@ -7,12 +7,13 @@ public final class LeNet5: Module {
     public let fc1: Linear, fc2: Linear, fc3: Linear
     public var isTraining = true
 
-    public init(inChannels: Int = 1, classes: Int = 10) {
-        conv1 = Conv2D(in: inChannels, out: 6, kernel: 5, padding: 2)
-        conv2 = Conv2D(in: 6, out: 16, kernel: 5)
-        fc1 = Linear(in: 400, out: 120)
-        fc2 = Linear(in: 120, out: 84)
-        fc3 = Linear(in: 84, out: classes)
+    /// - Throws: `NeuronError.invalidArgument` for a negative channel or class count.
+    public init(inChannels: Int = 1, classes: Int = 10) throws {
+        conv1 = try Conv2D(in: inChannels, out: 6, kernel: 5, padding: 2)
+        conv2 = try Conv2D(in: 6, out: 16, kernel: 5)
+        fc1 = try Linear(in: 400, out: 120)
+        fc2 = try Linear(in: 120, out: 84)
+        fc3 = try Linear(in: 84, out: classes)
     }
 
     /// x [N, inChannels, 28, 28] -> logits [N, classes].

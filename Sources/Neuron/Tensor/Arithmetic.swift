@@ -7,7 +7,7 @@ extension Tensor {
     /// `a op b` with broadcasting, computed by one C kernel call; no autograd.
     static func broadcastKernel(_ op: nn_binary_op, _ a: Tensor, _ b: Tensor, name: String) throws -> Tensor {
         let outShape = try Broadcast.shape(a.shape, b.shape, op: name)
-        let out = Tensor(uninitializedShape: outShape)
+        let out = try Tensor.allocated(outShape, op: name)
         if out.count == 0 { return out }
         let cShape = outShape.isEmpty ? [1] : outShape
         let sa = outShape.isEmpty ? [0] : Broadcast.strides(of: a.shape, to: outShape)

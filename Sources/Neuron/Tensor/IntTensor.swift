@@ -4,7 +4,7 @@ public struct IntTensor: Equatable, Sendable {
     public var scalars: [Int64]
 
     public init(shape: [Int], scalars: [Int64]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == scalars.count else {
+        guard shape.allSatisfy({ $0 >= 0 }), (try? Sizes.product(shape, "")) == scalars.count else {
             throw NeuronError.shapeMismatch("\(scalars.count) integers cannot fill shape \(shapeString(shape))")
         }
         self.shape = shape

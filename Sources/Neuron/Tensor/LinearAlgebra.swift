@@ -4,12 +4,14 @@ import CKernels
 
 extension Tensor {
     /// C = op(A) op(B) for matrices, through OpenBLAS; no autograd.
-    static func gemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false) -> Tensor {
+    static func gemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false) throws -> Tensor {
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
         let n = transposeB ? b.shape[0] : b.shape[1]
-        let out = Tensor(uninitializedShape: [m, n])
-        nn_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(a.shape[1]),
-                 b.pointer, Int32(b.shape[1]), 0, out.pointer, Int32(Swift.max(n, 1)))
+        let op = "matmul"
+        let (cm, cn, ck) = (try Sizes.int32(m, "rows", op: op), try Sizes.int32(n, "columns", op: op), try Sizes.int32(k, "inner size", op: op))
+        let (lda, ldb) = (try Sizes.int32(a.shape[1], "row length", op: op), try Sizes.int32(b.shape[1], "row length", op: op))
+        let out = try Tensor.allocated([m, n], op: op)
+        nn_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, cm, cn, ck, 1, a.pointer, lda, b.pointer, ldb, 0, out.pointer, Swift.max(cn, 1))
         return out
     }
 
@@ -20,31 +22,35 @@ extension Tensor {
         func mismatch() -> NeuronError { .shapeMismatch("matmul \(shapeString(a.shape)) x \(shapeString(b.shape))") }
         if a.rank == 2 && b.rank == 2 {
             guard a.shape[1] == b.shape[0] else { throw mismatch() }
-            return Tensor.gemm(a, b).recorded("matmul", inputs: [a, b]) { g in
-                [a.requiresGrad ? Tensor.gemm(g, b, transposeB: true) : nil,
-                 b.requiresGrad ? Tensor.gemm(a, transposeA: true, g) : nil]
+            return try Tensor.gemm(a, b).recorded("matmul", inputs: [a, b]) { g in
+                [a.requiresGrad ? try Tensor.gemm(g, b, transposeB: true) : nil,
+                 b.requiresGrad ? try Tensor.gemm(a, transposeA: true, g) : nil]
             }
         }
         if a.rank == 3 && b.rank == 2 {
             guard a.shape[2] == b.shape[0] else { throw mismatch() }
-            let flat = try a.reshaped([a.shape[0] * a.shape[1], a.shape[2]])
+            let flat = try a.reshaped([a.shape[0] * a.shape[1], a.shape[2]])  // the product is a's own count / k
             return try flat.matmul(b).reshaped([a.shape[0], a.shape[1], b.shape[1]])
         }
         guard a.rank == 3 && b.rank == 3, a.shape[0] == b.shape[0], a.shape[2] == b.shape[1] else { throw mismatch() }
-        return Tensor.batchedGemm(a, b).recorded("bmm", inputs: [a, b]) { g in
-            [a.requiresGrad ? Tensor.batchedGemm(g, b, transposeB: true) : nil,
-             b.requiresGrad ? Tensor.batchedGemm(a, transposeA: true, g) : nil]
+        return try Tensor.batchedGemm(a, b).recorded("bmm", inputs: [a, b]) { g in
+            [a.requiresGrad ? try Tensor.batchedGemm(g, b, transposeB: true) : nil,
+             b.requiresGrad ? try Tensor.batchedGemm(a, transposeA: true, g) : nil]
         }
     }
 
-    static func batchedGemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false) -> Tensor {
+    static func batchedGemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false) throws -> Tensor {
         let batch = a.shape[0]
         let m = transposeA ? a.shape[2] : a.shape[1], k = transposeA ? a.shape[1] : a.shape[2]
         let n = transposeB ? b.shape[1] : b.shape[2]
-        let out = Tensor(uninitializedShape: [batch, m, n])
-        nn_sgemm_batched(transposeA ? 1 : 0, transposeB ? 1 : 0, Int32(batch), Int32(m), Int32(n), Int32(k), 1,
-                         a.pointer, Int32(a.shape[2]), a.shape[1] * a.shape[2], b.pointer, Int32(b.shape[2]),
-                         b.shape[1] * b.shape[2], 0, out.pointer, Int32(Swift.max(n, 1)), m * n)
+        let op = "bmm"
+        let (cb, cm) = (try Sizes.int32(batch, "batch", op: op), try Sizes.int32(m, "rows", op: op))
+        let (cn, ck) = (try Sizes.int32(n, "columns", op: op), try Sizes.int32(k, "inner size", op: op))
+        let (lda, ldb) = (try Sizes.int32(a.shape[2], "row length", op: op), try Sizes.int32(b.shape[2], "row length", op: op))
+        let out = try Tensor.allocated([batch, m, n], op: op)
+        nn_sgemm_batched(transposeA ? 1 : 0, transposeB ? 1 : 0, cb, cm, cn, ck, 1,
+                         a.pointer, lda, a.shape[1] * a.shape[2], b.pointer, ldb,
+                         b.shape[1] * b.shape[2], 0, out.pointer, Swift.max(cn, 1), m * n)
         return out
     }
 
@@ -58,16 +64,18 @@ extension Tensor {
             throw NeuronError.shapeMismatch("linear: bias \(shapeString(bias.shape)) for weight \(shapeString(weight.shape))")
         }
         let n = x.shape[0], inF = x.shape[1], outF = weight.shape[0]
-        let out = Tensor(uninitializedShape: [n, outF])
+        let (cn, cin, cout) = (try Sizes.int32(n, "batch", op: "linear"), try Sizes.int32(inF, "input features", op: "linear"),
+                               try Sizes.int32(outF, "output features", op: "linear"))
+        let out = try Tensor.allocated([n, outF], op: "linear")
         if let bias, out.count > 0 {
             for r in 0..<n { (out.pointer + r * outF).update(from: bias.pointer, count: outF) }
         }
-        nn_sgemm(0, 1, Int32(n), Int32(outF), Int32(inF), 1, x.pointer, Int32(Swift.max(inF, 1)), weight.pointer, Int32(Swift.max(inF, 1)),
-                 bias == nil ? 0 : 1, out.pointer, Int32(Swift.max(outF, 1)))
+        nn_sgemm(0, 1, cn, cout, cin, 1, x.pointer, Swift.max(cin, 1), weight.pointer, Swift.max(cin, 1),
+                 bias == nil ? 0 : 1, out.pointer, Swift.max(cout, 1))
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return out.recorded("linear", inputs: inputs) { g in
-            var grads: [Tensor?] = [x.requiresGrad ? gemm(g, weight) : nil,
-                                    weight.requiresGrad ? gemm(g, transposeA: true, x) : nil]
+            var grads: [Tensor?] = [x.requiresGrad ? try gemm(g, weight) : nil,
+                                    weight.requiresGrad ? try gemm(g, transposeA: true, x) : nil]
             if bias != nil { grads.append(g.sumAxisNoGrad(0, keepingDims: false)) }
             return grads
         }

@@ -6,20 +6,20 @@ import CKernels
 extension Tensor {
     /// The same elements with a new shape (a view: no copy). One dimension may be -1 (inferred).
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
-        var target = newShape
-        let known = newShape.filter { $0 != -1 }.reduce(1, *)
         let inferred = newShape.indices.filter { newShape[$0] == -1 }
         guard inferred.count <= 1, newShape.allSatisfy({ $0 >= -1 }) else {
             throw NeuronError.invalidArgument("reshape \(shapeString(shape)) to \(shapeString(newShape)): at most one -1 and no other negative sizes")
         }
+        let mismatch = NeuronError.shapeMismatch("cannot reshape \(shapeString(shape)) (\(count) elements) to \(shapeString(newShape))")
+        // A product that overflows cannot equal the element count of an existing tensor.
+        guard let known = try? Sizes.product(newShape.filter { $0 != -1 }, "") else { throw mismatch }
+        var target = newShape
         if let i = inferred.first {
-            guard known > 0, count % known == 0 else {
-                throw NeuronError.shapeMismatch("cannot reshape \(shapeString(shape)) (\(count) elements) to \(shapeString(newShape))")
-            }
+            // With a zero among the known sizes, -1 could be anything (PyTorch refuses it too).
+            guard known > 0, count % known == 0 else { throw mismatch }
             target[i] = count / known
-        }
-        guard target.reduce(1, *) == count else {
-            throw NeuronError.shapeMismatch("cannot reshape \(shapeString(shape)) (\(count) elements) to \(shapeString(newShape))")
+        } else {
+            guard known == count else { throw mismatch }
         }
         let original = shape
         return Tensor(shape: target, storage: storage, offset: offset).recorded("reshape", inputs: [self]) { g in
@@ -42,7 +42,9 @@ extension Tensor {
         let strides = contiguousStrides(shape)
         let outShape = axes.map { shape[$0] }
         let out = Tensor(uninitializedShape: outShape)
-        if count > 0 && rank > 0 {
+        if rank == 0 {
+            out.pointer.update(from: pointer, count: 1)  // a scalar has no axes to gather along, but one value
+        } else if count > 0 {
             nn_gather_strided(out.pointer, pointer, axes.map { strides[$0] }, outShape, Int32(rank))
         }
         var inverse = Array(repeating: 0, count: rank)
@@ -82,7 +84,7 @@ extension Tensor {
         let rowSize = shape.dropFirst().reduce(1, *)
         var outShape = shape
         outShape[0] = indices.count
-        let out = Tensor(uninitializedShape: outShape)
+        let out = try Tensor.allocated(outShape, op: "rows(at:)")
         for (i, r) in indices.enumerated() {
             (out.pointer + i * rowSize).update(from: pointer + r * rowSize, count: rowSize)
         }
@@ -106,8 +108,8 @@ extension Tensor {
             throw NeuronError.shapeMismatch("concatenate along axis \(a): \(shapeString(first.shape)) and \(shapeString(t.shape))")
         }
         var outShape = first.shape
-        outShape[a] = tensors.map { $0.shape[a] }.reduce(0, +)
-        let out = Tensor(uninitializedShape: outShape)
+        outShape[a] = try tensors.reduce(0) { try Sizes.add($0, $1.shape[a], "concatenate: length of axis \(a)") }
+        let out = try Tensor.allocated(outShape, op: "concatenate")
         let outer = first.shape[..<a].reduce(1, *), inner = first.shape[(a + 1)...].reduce(1, *)
         let outRow = outShape[a] * inner
         var column = 0

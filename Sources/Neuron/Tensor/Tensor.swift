@@ -27,16 +27,21 @@ public struct Tensor {
     }
 
     /// A tensor of the given shape whose elements are not initialised; for kernels that write every element.
+    /// Throwing ops check user-supplied shapes first (`Tensor.allocated(_:op:)`).
     init(uninitializedShape shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shapeString(shape))")
-        self.init(shape: shape, storage: TensorStorage(count: shape.reduce(1, *)))
+        let (n, overflow) = shape.reduce((1, false)) { acc, d in
+            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+            return (p, acc.1 || o)
+        }
+        precondition(!overflow, "the element count of shape \(shapeString(shape)) overflows Int")
+        self.init(shape: shape, storage: TensorStorage(count: n))
     }
 
     /// A tensor with the given shape and elements in row-major order.
     /// - Throws: `NeuronError.shapeMismatch` when the element count does not match the shape.
     public init(shape: [Int], scalars: [Float]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw NeuronError.invalidArgument("negative dimension in shape \(shapeString(shape))") }
-        let n = shape.reduce(1, *)
+        let n = try Sizes.count(of: shape, op: "Tensor(shape:scalars:)")
         guard n == scalars.count else {
             throw NeuronError.shapeMismatch("\(scalars.count) values cannot fill shape \(shapeString(shape)) (\(n) elements)")
         }
@@ -50,6 +55,7 @@ public struct Tensor {
     }
 
     /// A rank-2 tensor from rows of equal length.
+    /// - Precondition: every row has the length of the first (as for a literal).
     public init(_ rows: [[Float]]) {
         let cols = rows.first?.count ?? 0
         precondition(rows.allSatisfy { $0.count == cols }, "rows of a matrix must have equal lengths")
@@ -63,12 +69,18 @@ public struct Tensor {
     }
 
     /// A tensor of `shape` with every element `value`.
+    ///
+    /// - Precondition: no dimension is negative and the elements fit in memory. Like
+    ///   `Array(repeating:count:)`, this factory traps otherwise; shapes from untrusted input are
+    ///   checked by the throwing `Tensor(shape:scalars:)` and by every throwing op.
     public init(repeating value: Float, shape: [Int]) {
         self.init(uninitializedShape: shape)
         storage.pointer.update(repeating: value, count: count)
     }
 
+    /// Zeros of `shape`; the precondition of `init(repeating:shape:)` applies.
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(repeating: 0, shape: shape) }
+    /// Ones of `shape`; the precondition of `init(repeating:shape:)` applies.
     public static func ones(_ shape: [Int]) -> Tensor { Tensor(repeating: 1, shape: shape) }
     public static func zeros(like t: Tensor) -> Tensor { zeros(t.shape) }
     public static func ones(like t: Tensor) -> Tensor { ones(t.shape) }

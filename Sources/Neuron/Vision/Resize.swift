@@ -24,10 +24,10 @@ extension Tensor {
         guard !requiresGrad else {
             throw NeuronError.invalidArgument("resized(height:width:) has no gradient; resize detached() values")
         }
+        var result = try Tensor.allocated([shape[0], shape[1], height, width], op: "resized(height:width:)")
         let (inHeight, inWidth) = (shape[2], shape[3])
         let rows = BilinearTaps(input: inHeight, output: height, alignCorners: alignCorners)
         let columns = BilinearTaps(input: inWidth, output: width, alignCorners: alignCorners)
-        var result = Tensor(uninitializedShape: [shape[0], shape[1], height, width])
         let planes = shape[0] * shape[1]
         withUnsafeBufferPointer { source in
             result.withUnsafeMutableBufferPointer { target in

@@ -3,10 +3,10 @@ import Neuron
 
 // A two-layer network's forward and backward pass from another package. Exits non-zero on any
 // mismatch, so `make consumer` fails loudly.
-let model = Sequential {
-    Linear(in: 3, out: 4)
+let model = try Sequential {
+    try Linear(in: 3, out: 4)
     ReLU()
-    Linear(in: 4, out: 2)
+    try Linear(in: 4, out: 2)
 }
 let x = Tensor([[1, 2, 3], [4, 5, 6]])
 let loss = try crossEntropy(try model(x), labels: [0, 1])
