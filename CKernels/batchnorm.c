@@ -7,9 +7,11 @@
 #include "nn_internal.h"
 #include <math.h>
 
-/* The forward passes round as PyTorch's CPU kernel does, step by step in float (mean, then invstd, then
- * scale = invstd * gamma, shift = beta - mean * scale, y = x * scale + shift), so no multiply-add may be
- * fused: on a near-constant channel invstd is large and y is a difference of large, nearly equal terms. */
+/* The forward passes round as PyTorch's CPU kernel does on AVX2 and AVX-512 machines, step by step in
+ * float: mean, then invstd, then scale = invstd * gamma, shift = fma(-mean, scale, beta) and
+ * y = fma(x, scale, shift) (its compiler fuses those two, and only those). On a near-constant channel
+ * invstd is large and y is a difference of large, nearly equal terms, so every rounding shows: other
+ * multiply-adds must not be fused, and the two that are use fmaf whatever the compiler flags. */
 #pragma STDC FP_CONTRACT OFF
 
 #define CHANNEL_BLOCK 16
@@ -22,21 +24,21 @@ static long channel_block(long c) {
 
 static inline long min_long(long a, long b) { return a < b ? a : b; }
 
-/* y = x * scale[k] + shift[k] for the nb channels starting at c0; y (N, C, S), x (N, C, S), scale, shift (nb).
+/* y = fma(x, scale[k], shift[k]) for the nb channels starting at c0; y (N, C, S), x (N, C, S), scale, shift (nb).
  * Folding the statistics and the affine into one multiply-add per element is what PyTorch's CPU kernel does. */
 static void normalise_block(float *y, const float *x, const float *scale, const float *shift, long c0, long nb,
                             long n, long c, long s) {
     for (long i = 0; i < n; i++)
         for (long k = 0; k < nb; k++) {
             long base = (i * c + c0 + k) * s;
-            for (long t = 0; t < s; t++) y[base + t] = x[base + t] * scale[k] + shift[k];
+            for (long t = 0; t < s; t++) y[base + t] = fmaf(x[base + t], scale[k], shift[k]);
         }
 }
 
 /* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
 void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                 const float *x, const float *gamma, const float *beta,
-                                int n, int c, int s, float momentum, float eps) {
+                                int n, int c, int s, float momentum, double eps) {
     long m = (long)n * s;
     /* One value per channel has no variance; the Swift layer rejects it as PyTorch does. */
     assert(y && mean && invstd && x && m > 1 && c >= 0 && (running_mean == NULL) == (running_var == NULL));
@@ -82,7 +84,7 @@ void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *run
                 running_var[ch] = (float)(momentum * unbiased + (double)((1.0f - momentum) * running_var[ch]));
             }
             scale[k] = istd * g;
-            shift[k] = b - mu[k] * scale[k];
+            shift[k] = fmaf(-mu[k], scale[k], b);
         }
         normalise_block(y, x, scale, shift, c0, nb, n, c, s);
     }
@@ -105,7 +107,7 @@ void nn_batchnorm_forward_eval(float *y, float *mean, float *invstd, const float
             if (mean) mean[ch] = running_mean[ch];
             if (invstd) invstd[ch] = istd;
             scale[k] = istd * g;
-            shift[k] = b - running_mean[ch] * scale[k];
+            shift[k] = fmaf(-running_mean[ch], scale[k], b);
         }
         normalise_block(y, x, scale, shift, c0, nb, n, c, s);
     }
@@ -168,7 +170,7 @@ void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
 /* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
 void nn_batchnorm_forward_train_ref(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                     const float *x, const float *gamma, const float *beta,
-                                    int n, int c, int s, float momentum, float eps) {
+                                    int n, int c, int s, float momentum, double eps) {
     long m = (long)n * s;
     assert(y && mean && invstd && x && m > 1);
     for (long ch = 0; ch < c; ch++) {

@@ -12,10 +12,10 @@
  * new batch; Keras's 0.99 weighs the old value, i.e. Keras momentum = 1 - PyTorch momentum.) Eval mode
  * uses the running statistics and updates nothing.
  *
- * Rounding follows PyTorch's CPU kernel: mean = f32(sum / M) (sum in double), deviations from it squared
- * in float and summed in double, invstd = f32(1 / sqrt(f32(var_sum / M) + eps)) in training and
- * 1 / sqrtf(running_var + eps) in float in eval mode, then scale = invstd * gamma and
- * shift = beta - mean * scale in float and y = x * scale + shift, no operation fused.
+ * Rounding follows PyTorch's CPU kernel on AVX2/AVX-512 machines bit for bit: mean = f32(sum / M) (sum in
+ * double), deviations from it squared in float and summed in double, invstd = f32(1 / sqrt(f32(var_sum / M)
+ * + eps)) in training and 1 / sqrtf(running_var + eps) in float in eval mode, then scale = invstd * gamma,
+ * shift = fma(-mean, scale, beta) and y = fma(x, scale, shift); running statistics in float steps.
  *
  * gamma and beta may be null (affine = false: gamma = 1, beta = 0). Per-channel sums are accumulated in
  * double in a fixed order (n, then s) and each thread owns whole channels, so results are identical for
@@ -32,10 +32,10 @@ extern "C" {
 
 /* Training forward. Writes y and the batch statistics mean, invstd that backward needs; updates
  * running_mean, running_var in place (both null: track_running_stats = false). Requires M = N*S > 1.
- * y may alias x. */
+ * eps is a double, as PyTorch's (1e-5 and 1e-5f give different invstd roundings). y may alias x. */
 void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                 const float *x, const float *gamma, const float *beta,
-                                int n, int c, int s, float momentum, float eps);
+                                int n, int c, int s, float momentum, double eps);
 
 /* Eval forward with the running statistics. mean, invstd (nullable) receive running_mean and
  * 1/sqrt(running_var + eps), the statistics to hand to nn_batchnorm_backward with training = 0.
@@ -58,7 +58,7 @@ void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
  * Same buffers and contract. */
 void nn_batchnorm_forward_train_ref(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                     const float *x, const float *gamma, const float *beta,
-                                    int n, int c, int s, float momentum, float eps);
+                                    int n, int c, int s, float momentum, double eps);
 void nn_batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                                const float *gamma, const float *mean, const float *invstd,
                                int n, int c, int s, int training);
