@@ -111,6 +111,81 @@ import Testing
         }
     }
 
+    /// y = w·x + b on one-feature samples, one per batch in data order, trained by SGD with `loss`.
+    func tinyTrainer(x: [Float], lr: Float = 0.1, loss: @escaping (Tensor, Tensor) throws -> Tensor) throws -> (Linear, Trainer<Tensor>) {
+        let model = try Linear(in: 1, out: 1)
+        let loader = try DataLoader(x: try Tensor(shape: [x.count, 1], scalars: x), y: Tensor.ones([x.count, 1]), batchSize: 1,
+                                    shuffle: false)
+        let trainer = Trainer(model: model, optimizer: try SGD(model.namedParameters, lr: lr), trainData: loader, loss: loss)
+        trainer.progress = .silent
+        return (model, trainer)
+    }
+
+    @Test func aNaNLossFromTensorOpsStopsBeforeItsStep() throws {
+        // Not a built-in loss, so nothing inside it checks: the trainer must. Batch order is the data order.
+        let checkpoint = temporaryURL("nan.safetensors")
+        defer { try? FileManager.default.removeItem(at: checkpoint) }
+        let (model, trainer) = try tinyTrainer(x: [1, .nan, 2, 3]) { output, target in try ((output - target).squared()).mean() }
+        trainer.checkpointURL = checkpoint
+        var weightAfterFirstStep: [Float] = []
+        do {
+            try trainer.fit(epochs: 3)
+            Issue.record("expected a non-finite loss error")
+        } catch NeuronError.nonFinite(let message) {
+            #expect(message.contains("epoch 1, batch 2") && message.contains("loss is nan"))
+            weightAfterFirstStep = model.weight.value.scalars
+        }
+        // It stopped before backward and the step: the weights are finite, no checkpoint was written.
+        #expect(weightAfterFirstStep.count == 1 && weightAfterFirstStep.allSatisfy { $0.isFinite })
+        #expect(!FileManager.default.fileExists(atPath: checkpoint.path))
+    }
+
+    @Test func aParameterThatStopsBeingFiniteStopsTrainingNamingIt() throws {
+        // A gradient near 1e6 times lr 1e38 makes the first step's weight infinite; the first loss is finite.
+        let (_, trainer) = try tinyTrainer(x: [1000, 2000, 3000, 4000], lr: 1e38) { output, target in try mseLoss(output, target) }
+        do {
+            try trainer.fit(epochs: 1)
+            Issue.record("expected a non-finite parameter error")
+        } catch NeuronError.nonFinite(let message) {
+            #expect(message.contains("epoch 1, batch 1") && message.contains("parameter 'weight'"))
+        }
+        // With the check off, the next loss gives it away instead.
+        let (_, unchecked) = try tinyTrainer(x: [1000, 2000, 3000, 4000], lr: 1e38) { output, target in try ((output - target).squared()).mean() }
+        unchecked.checksParameters = false
+        #expect(throws: NeuronError.self) { try unchecked.fit(epochs: 1) }
+    }
+
+    @Test func checkpointsAreNeverWrittenWithNonFiniteParameters() throws {
+        let url = temporaryURL("inf.safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let (model, trainer) = try tinyTrainer(x: [1, 2]) { output, target in try mseLoss(output, target) }
+        model.bias!.value = Tensor([.infinity])
+        do {
+            try trainer.saveCheckpoint(to: url)
+            Issue.record("expected a non-finite parameter error")
+        } catch NeuronError.nonFinite(let message) {
+            #expect(message.contains("'bias'"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+        model.bias!.value = Tensor([0])
+        try trainer.saveCheckpoint(to: url)
+        #expect(FileManager.default.fileExists(atPath: url.path))
+    }
+
+    @Test func historiesWithNaNEncodeAsJSONAndBack() throws {
+        var history = History()
+        history.epochs = [EpochRecord(epoch: 1, trainLoss: .nan, validationLoss: .infinity,
+                                      metrics: ["accuracy": -.infinity, "f1": 0.5], learningRate: .nan, seconds: 1.5)]
+        let json = try JSONEncoder().encode(history)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"nan\""))
+        let back = try JSONDecoder().decode(History.self, from: json).epochs[0]
+        #expect(back.trainLoss.isNaN && back.validationLoss == .infinity && back.learningRate.isNaN)
+        #expect(back.metrics["accuracy"] == -.infinity && back.metrics["f1"] == 0.5 && back.seconds == 1.5)
+        // Histories written before (numbers only) still decode.
+        let old = #"{"epochs":[{"epoch":2,"trainLoss":0.25,"metrics":{},"learningRate":0.01,"seconds":3}],"stoppedEarly":false}"#
+        #expect(try JSONDecoder().decode(History.self, from: Data(old.utf8)).epochs[0].trainLoss == 0.25)
+    }
+
     @Test func learningRateFollowsTheSchedule() throws {
         let s = try Setup(seed: 6)
         let history = try s.trainer.fit(epochs: 5)

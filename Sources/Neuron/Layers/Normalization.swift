@@ -108,24 +108,33 @@ extension Tensor {
             }
         }
         let n = x.shape[0], s = x.shape.dropFirst(2).reduce(1, *)
-        if training && n * s <= 1 {
+        if training && n * s == 1 {
             throw NeuronError.invalidArgument("\(name) in training mode needs more than one value per channel, got input \(shapeString(x.shape))")
         }
         guard training || running != nil else { throw NeuronError.invalidArgument("\(name) in evaluation mode needs running statistics") }
+        let inputs = [x] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+        if x.count == 0 {
+            // PyTorch's answer for an empty batch: an empty result, zero gradients, statistics unchanged.
+            return Tensor(uninitializedShape: x.shape).recorded(name, inputs: inputs) { _ in
+                [Tensor.zeros(x.shape)] + (weight != nil ? [Tensor.zeros([channels])] : []) + (bias != nil ? [Tensor.zeros([channels])] : [])
+            }
+        }
         let out = Tensor(uninitializedShape: x.shape)
         let mean = Tensor(uninitializedShape: [channels]), invstd = Tensor(uninitializedShape: [channels])
         let (cn, cc, cs) = (try Sizes.int32(n, "batch", op: name), try Sizes.int32(channels, "channels", op: name),
                             try Sizes.int32(s, "positions per channel", op: name))
         if training {
             var rm = running?.mean, rv = running?.variance
+            // PyTorch's eps is a Python float: the double nearest the decimal the user wrote, which the
+            // shortest decimal form of the Float recovers (1e-5, not 1e-5 rounded to float).
+            let eps64 = Double(eps.description) ?? Double(eps)
             nn_batchnorm_forward_train(out.pointer, mean.pointer, invstd.pointer, rm?.mutablePointer, rv?.mutablePointer,
-                                       x.pointer, weight?.pointer, bias?.pointer, cn, cc, cs, momentum, eps)
+                                       x.pointer, weight?.pointer, bias?.pointer, cn, cc, cs, momentum, eps64)
             if let rm, let rv { running = (rm, rv) }
         } else if let running {
             nn_batchnorm_forward_eval(out.pointer, mean.pointer, invstd.pointer, x.pointer, weight?.pointer, bias?.pointer,
                                       running.mean.pointer, running.variance.pointer, cn, cc, cs, eps)
         }
-        let inputs = [x] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
         return out.recorded(name, inputs: inputs) { g in
             let dx = x.requiresGrad ? Tensor(uninitializedShape: x.shape) : nil
             let dweight = weight != nil ? Tensor.zeros([channels]) : nil

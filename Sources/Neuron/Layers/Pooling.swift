@@ -87,13 +87,14 @@ extension Tensor {
     }
 
     /// Adaptive average pooling to `outputSize` (PyTorch's `F.adaptive_avg_pool2d`): window i spans
-    /// rows floor(i·H/oh) ..< ceil((i+1)·H/oh). Output size 1 is global average pooling.
+    /// rows floor(i·H/oh) ..< ceil((i+1)·H/oh). Output size 1 is global average pooling. N and C may
+    /// be 0; H and W may not.
     public static func adaptiveAvgPool2d(_ x: Tensor, outputSize: Size2D) throws -> Tensor {
         guard x.rank == 4 else { throw NeuronError.shapeMismatch("adaptive_avg_pool2d expects input [N, C, H, W], got \(shapeString(x.shape))") }
         let op = "adaptive_avg_pool2d"
         guard outputSize.height >= 1, outputSize.width >= 1 else { throw NeuronError.invalidArgument("\(op): output size must be at least 1, got \(outputSize)") }
-        guard x.shape[1] > 0, x.shape[2] > 0, x.shape[3] > 0 else {
-            throw NeuronError.emptyInput("\(op) needs C, H and W of at least 1 (only the batch may be empty, as in PyTorch), got \(shapeString(x.shape))")
+        guard x.shape[2] > 0, x.shape[3] > 0 else {
+            throw NeuronError.emptyInput("\(op) needs H and W of at least 1 (PyTorch's rule), got \(shapeString(x.shape))")
         }
         let (n, c) = (try Sizes.int32(x.shape[0], "batch", op: op), try Sizes.int32(x.shape[1], "channels", op: op))
         let (h, w) = (try Sizes.int32(x.shape[2], "height", op: op), try Sizes.int32(x.shape[3], "width", op: op))

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Checkpoints: one safetensors file (written atomically) holding everything a resumed run needs to
@@ -12,7 +13,18 @@ import Foundation
 
 extension Trainer {
     /// Writes a checkpoint of the whole training state to `url` (atomically: write, then rename).
+    /// - Throws: `NeuronError.nonFinite` naming the parameter, without writing anything, when a
+    ///   parameter (or one kept as the best epoch's) is NaN or infinite: such a file would only spread
+    ///   a diverged run.
     public func saveCheckpoint(to url: URL) throws {
+        if let name = firstNonFiniteParameter(model.namedParameters) {
+            throw NeuronError.nonFinite("checkpoint \(url.path) not written: parameter '\(name)' is NaN or infinite")
+        }
+        for (name, _) in model.namedParameters {
+            if case .float(let t)? = bestStateForCheckpoint?[name], nn_all_finite(t.pointer, t.count) == 0 {
+                throw NeuronError.nonFinite("checkpoint \(url.path) not written: the best epoch's '\(name)' is NaN or infinite")
+            }
+        }
         var tensors: [String: StoredTensor] = [:]
         for (key, value) in model.stateDict() { tensors["model." + key] = value }
         for (key, value) in optimizer.stateDict() { tensors["optimizer." + key] = value }

@@ -1,6 +1,10 @@
+import CKernels
 import Foundation
 
 /// What one epoch of training produced.
+///
+/// Codable so histories can be saved as JSON, which has no NaN or infinity: non-finite values are
+/// encoded as the strings `"nan"`, `"inf"` and `"-inf"` and decoded back (finite values stay numbers).
 public struct EpochRecord: Sendable, Equatable, Codable {
     /// 1-based epoch number.
     public var epoch: Int
@@ -13,6 +17,63 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     /// The learning rate the epoch trained with.
     public var learningRate: Float
     public var seconds: Double
+
+    private enum CodingKeys: String, CodingKey { case epoch, trainLoss, validationLoss, metrics, learningRate, seconds }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        trainLoss = try c.decode(JSONDouble.self, forKey: .trainLoss).value
+        validationLoss = try c.decodeIfPresent(JSONDouble.self, forKey: .validationLoss)?.value
+        metrics = try c.decode([String: JSONDouble].self, forKey: .metrics).mapValues(\.value)
+        learningRate = Float(try c.decode(JSONDouble.self, forKey: .learningRate).value)
+        seconds = try c.decode(JSONDouble.self, forKey: .seconds).value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(JSONDouble(trainLoss), forKey: .trainLoss)
+        try c.encodeIfPresent(validationLoss.map(JSONDouble.init), forKey: .validationLoss)
+        try c.encode(metrics.mapValues(JSONDouble.init), forKey: .metrics)
+        try c.encode(JSONDouble(Double(learningRate)), forKey: .learningRate)
+        try c.encode(JSONDouble(seconds), forKey: .seconds)
+    }
+
+    init(epoch: Int, trainLoss: Double, validationLoss: Double?, metrics: [String: Double], learningRate: Float, seconds: Double) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.validationLoss = validationLoss
+        self.metrics = metrics
+        self.learningRate = learningRate
+        self.seconds = seconds
+    }
+}
+
+/// A Double that any JSON encoder accepts: a number when finite, else "nan", "inf" or "-inf".
+struct JSONDouble: Codable {
+    var value: Double
+    init(_ value: Double) { self.value = value }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let number = try? c.decode(Double.self) {
+            value = number
+            return
+        }
+        switch try c.decode(String.self) {
+        case "nan": value = .nan
+        case "inf": value = .infinity
+        case "-inf": value = -.infinity
+        case let other:
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a number, \"nan\", \"inf\" or \"-inf\", got \"\(other)\"")
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if value.isFinite { try c.encode(value) } else { try c.encode(value.isNaN ? "nan" : value > 0 ? "inf" : "-inf") }
+    }
 }
 
 /// The epochs a `fit` ran, and how it ended.
@@ -71,8 +132,10 @@ public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
 /// optimiser state, schedule, epoch, early-stopping state and every random generator).
 ///
 /// `fit(epochs:)` trains until `epoch == epochs`, so after `resume(from:)` the same call continues
-/// where the checkpoint left off. A NaN or infinite loss stops training with `NeuronError.nonFinite`
-/// naming the epoch and batch.
+/// where the checkpoint left off. A NaN or infinite loss (whatever computed it: a built-in loss or tensor
+/// ops) stops training with `NeuronError.nonFinite` naming the epoch and batch, before its gradients are
+/// applied; so does, with `checksParameters` (the default), a parameter that is no longer finite after
+/// an optimiser step, naming it. Checkpoints are never written with non-finite parameters.
 public final class Trainer<Target: Batchable> {
     public let model: any Module
     public let optimizer: any Optimizer
@@ -88,6 +151,9 @@ public final class Trainer<Target: Batchable> {
     public var checkpointURL: URL?
     public var callbacks: [(EpochRecord) throws -> CallbackAction] = []
     public var progress: ProgressStyle = .automatic
+    /// Check after every optimiser step that every parameter is finite (one pass over their memory) and
+    /// stop with `NeuronError.nonFinite` naming the first that is not. On by default.
+    public var checksParameters = true
 
     /// Epochs completed so far.
     public private(set) var epoch = 0
@@ -140,16 +206,23 @@ public final class Trainer<Target: Batchable> {
         model.train()
         var total = 0.0, samples = 0
         for (index, batch) in trainData.epoch().enumerated() {
-            optimizer.zeroGrad()
             let value: Tensor
             do {
+                optimizer.zeroGrad()
                 value = try loss(try model(batch.x), batch.y)
+                // A loss built from tensor ops does not check itself as the built-in losses do.
+                if let bad = value.withUnsafeBufferPointer({ $0.first { !$0.isFinite } }) {
+                    throw NeuronError.nonFinite("the loss is \(bad) (check the data for NaN, and the learning rate)")
+                }
+                try value.backward()
+                if let maxNorm = gradientClipNorm { _ = try clipGradNorm(model.parameters, maxNorm: maxNorm) }
+                try optimizer.step()
+                if checksParameters, let name = firstNonFiniteParameter(model.namedParameters) {
+                    throw NeuronError.nonFinite("parameter '\(name)' is NaN or infinite after the optimiser step (check the gradients and the learning rate)")
+                }
             } catch NeuronError.nonFinite(let message) {
                 throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
             }
-            try value.backward()
-            if let maxNorm = gradientClipNorm { _ = try clipGradNorm(model.parameters, maxNorm: maxNorm) }
-            try optimizer.step()
             let n = batch.x.shape[0]
             total += Double(try value.item()) * Double(n)
             samples += n
@@ -159,7 +232,13 @@ public final class Trainer<Target: Batchable> {
         var record = EpochRecord(epoch: number, trainLoss: total / Double(max(samples, 1)), validationLoss: nil,
                                  metrics: [:], learningRate: learningRate, seconds: 0)
         if let validation = validationData {
-            let (vLoss, vMetrics) = try evaluate(x: validation.x, y: validation.y)
+            let (vLoss, vMetrics): (Double, [String: Double])
+            do {
+                (vLoss, vMetrics) = try evaluate(x: validation.x, y: validation.y)
+                guard vLoss.isFinite else { throw NeuronError.nonFinite("the loss is \(vLoss) (check the validation data for NaN)") }
+            } catch NeuronError.nonFinite(let message) {
+                throw NeuronError.nonFinite("epoch \(number), validation: \(message)")
+            }
             record.validationLoss = vLoss
             record.metrics = vMetrics
         } else if !metrics.isEmpty {
@@ -188,6 +267,11 @@ public final class Trainer<Target: Batchable> {
             for metric in metrics { results[metric.name] = try metric.compute(output, y) }
             return (value, results)
         }
+    }
+
+    /// The name of the first parameter holding a NaN or an infinity, if any (one pass, in C).
+    func firstNonFiniteParameter(_ parameters: [(name: String, parameter: Parameter)]) -> String? {
+        parameters.first { _, p in p.withValue { nn_all_finite($0.pointer, $0.count) == 0 } }?.name
     }
 
     var bestStateForCheckpoint: [String: StoredTensor]? { bestState }
