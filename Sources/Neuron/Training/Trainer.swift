@@ -17,7 +17,10 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     /// The learning rate the epoch trained with.
     public var learningRate: Float
     public var seconds: Double
+}
 
+// In an extension, so the memberwise initialiser stays.
+extension EpochRecord {
     private enum CodingKeys: String, CodingKey { case epoch, trainLoss, validationLoss, metrics, learningRate, seconds }
 
     public init(from decoder: any Decoder) throws {
@@ -36,17 +39,12 @@ public struct EpochRecord: Sendable, Equatable, Codable {
         try c.encode(JSONDouble(trainLoss), forKey: .trainLoss)
         try c.encodeIfPresent(validationLoss.map(JSONDouble.init), forKey: .validationLoss)
         try c.encode(metrics.mapValues(JSONDouble.init), forKey: .metrics)
-        try c.encode(JSONDouble(Double(learningRate)), forKey: .learningRate)
+        if learningRate.isFinite {  // as a Float, so 0.01 reads 0.01
+            try c.encode(learningRate, forKey: .learningRate)
+        } else {
+            try c.encode(JSONDouble(Double(learningRate)), forKey: .learningRate)
+        }
         try c.encode(JSONDouble(seconds), forKey: .seconds)
-    }
-
-    init(epoch: Int, trainLoss: Double, validationLoss: Double?, metrics: [String: Double], learningRate: Float, seconds: Double) {
-        self.epoch = epoch
-        self.trainLoss = trainLoss
-        self.validationLoss = validationLoss
-        self.metrics = metrics
-        self.learningRate = learningRate
-        self.seconds = seconds
     }
 }
 
