@@ -38,6 +38,13 @@ static const conv_case cases[] = {
     {"k3 p(0,2) groups 2 wide", {2, 6, 4, 21, 4, 3, 3, 1, 1, 0, 2, 2, 0, 1, 2, 2}},
     {"rows and k beyond one stack tile", {1, 24, 5, 5, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
     {"one input channel, k5 p2 (LeNet conv1)", {3, 1, 9, 8, 6, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
+    /* Empty inputs the Swift layer admits (debug builds used to abort on them): an empty sum is the bias. */
+    {"empty: no input channels", {2, 0, 5, 5, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
+    {"empty: no input rows, padded (grid path)", {1, 2, 0, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"empty: no input columns, stride 2 (im2col path)", {2, 2, 4, 0, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1}},
+    {"empty: no input rows, depthwise", {1, 3, 0, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 3}},
+    {"empty: no output channels", {2, 3, 5, 5, 0, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"empty batch", {0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -352,8 +359,73 @@ static void test_geometry(void) {
     CHECK(nn_conv2d_workspace_size(&dwc) == 0); /* depthwise needs no scratch: the test passes null */
 }
 
+/* The empty cases above against known values, not only against the reference. */
+static void test_empty_sums(void) {
+    /* No input channels: y = bias everywhere; db = sum of dy; dw (empty) and dx (empty) untouched. */
+    nn_conv2d_params p = {2, 0, 5, 5, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+    float y[2 * 3 * 3 * 3], bias[3] = {1, -2, 0.5f}, dy[2 * 3 * 3 * 3], db[3] = {0, 0, 0}, w[1] = {0}, x[1] = {0};
+    size_t ws = nn_conv2d_workspace_size(&p);
+    float *work = calloc(ws ? ws : 1, sizeof(float));
+    for (int i = 0; i < 54; i++) { y[i] = NAN; dy[i] = 1; }
+    nn_conv2d_forward(y, x, w, bias, work, &p);
+    int ok = 1;
+    for (int i = 0; i < 54; i++) ok &= y[i] == bias[i / 9 % 3];
+    CHECK(ok);
+    nn_conv2d_backward(NULL, NULL, db, dy, x, w, work, &p);
+    CHECK(db[0] == 18 && db[1] == 18 && db[2] == 18);
+    nn_conv2d_forward(y, x, w, NULL, work, &p);
+    ok = 1;
+    for (int i = 0; i < 54; i++) ok &= y[i] == 0;
+    CHECK(ok);
+    free(work);
+
+    /* No input rows but padding 1: one output row per image, all bias; dw gains nothing. */
+    nn_conv2d_params q = {1, 2, 0, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_out_h(&q) == 1 && nn_conv2d_out_w(&q) == 5);
+    float y2[15], dy2[15], w2[24], dw2[24], db2[3] = {0, 0, 0};
+    for (int i = 0; i < 24; i++) { w2[i] = 1; dw2[i] = 0.25f; }
+    for (int i = 0; i < 15; i++) { y2[i] = NAN; dy2[i] = 2; }
+    ws = nn_conv2d_workspace_size(&q);
+    work = calloc(ws ? ws : 1, sizeof(float));
+    nn_conv2d_forward(y2, x, w2, bias, work, &q);
+    ok = 1;
+    for (int i = 0; i < 15; i++) ok &= y2[i] == bias[i / 5];
+    CHECK(ok);
+    nn_conv2d_backward(x, dw2, db2, dy2, x, w2, work, &q);
+    ok = 1;
+    for (int i = 0; i < 24; i++) ok &= dw2[i] == 0.25f;
+    CHECK(ok && db2[0] == 10 && db2[1] == 10 && db2[2] == 10);
+    free(work);
+
+    /* No output channels: nothing reads x, so dx is zero. */
+    nn_conv2d_params r = {1, 2, 3, 3, 0, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    float dx3[18], x3[18];
+    for (int i = 0; i < 18; i++) { dx3[i] = NAN; x3[i] = 1; }
+    ws = nn_conv2d_workspace_size(&r);
+    work = calloc(ws ? ws : 1, sizeof(float));
+    nn_conv2d_backward(dx3, NULL, NULL, dy, x3, w, work, &r);
+    ok = 1;
+    for (int i = 0; i < 18; i++) ok &= dx3[i] == 0;
+    CHECK(ok);
+    free(work);
+}
+
+/* Output sizes in 64 bits: values near INT_MAX used to overflow int and wrap into plausible sizes. */
+static void test_output_size_overflow(void) {
+    /* Dilation 2^31 - 1 with a 3-tap kernel spans about 2^32 rows: no output, not a wrapped count. */
+    nn_conv2d_params p = {1, 1, 4, 4, 1, 3, 3, 1, 1, 0, 0, 0, 0, 2147483647, 1, 1};
+    CHECK(nn_conv2d_out_h(&p) <= 0);
+    /* Padding 2^31 - 1 on both sides: about 2^32 rows, more than int holds: saturates at INT_MAX. */
+    nn_conv2d_params q = {1, 1, 4, 4, 1, 3, 3, 1, 1, 2147483647, 2147483647, 0, 0, 1, 1, 1};
+    CHECK(nn_conv2d_out_h(&q) == 2147483647 && nn_conv2d_out_w(&q) == 2);
+    nn_conv2d_params big_stride = {1, 1, 4, 4, 1, 3, 3, 2147483647, 1, 2147483647, 0, 0, 0, 1, 1, 1};
+    CHECK(nn_conv2d_out_h(&big_stride) == 2);
+}
+
 int main(void) {
     test_geometry();
+    test_output_size_overflow();
+    test_empty_sums();
     for (int k = 0; k < NCASES; k++) test_against_reference(&cases[k]);
     for (int k = 0; k < NCASES; k++) test_finite_differences(&cases[k]);
     test_thread_independence();

@@ -49,6 +49,26 @@ static void test_reduce(void) {
     CHECK(tm == 3 && ta == 1);
 }
 
+/* NaN propagates as PyTorch: relu(NaN) = NaN with the gradient passing, clamp keeps NaN, max reports the
+ * first NaN (and a NaN in the first position ends the scan). */
+static void test_nan_propagation(void) {
+    float x[3] = {1, NAN, -2}, y[3], dy[3] = {5, 5, 5}, dx[3];
+    nn_unary(NN_UNARY_RELU, y, x, 3);
+    CHECK(y[0] == 1 && isnan(y[1]) && y[2] == 0);
+    nn_activation_backward(NN_ACT_RELU, dx, dy, x, 0, 3);
+    CHECK(dx[0] == 5 && dx[1] == 5 && dx[2] == 0);
+    float c[3] = {NAN, 5, -5}, cy[3];
+    nn_clamp(cy, c, -1, 1, 3);
+    CHECK(isnan(cy[0]) && cy[1] == 1 && cy[2] == -1);
+    float m[4] = {1, NAN, 3, NAN}, mv;
+    int64_t ma;
+    nn_reduce_max(&mv, &ma, m, 1, 4, 1);
+    CHECK(isnan(mv) && ma == 1);
+    float first[3] = {NAN, 7, 9};
+    nn_reduce_max(&mv, &ma, first, 1, 3, 1);
+    CHECK(isnan(mv) && ma == 0);
+}
+
 static void test_softmax_extremes(void) {
     float x[6] = {1000, -1000, 0, 1000, 5, -3}, y[6], ly[6];
     nn_softmax_forward(y, x, 1, 6, 1, 0);
@@ -84,6 +104,7 @@ static void test_cross_entropy_grad(void) {
 int main(void) {
     test_sgemm();
     test_reduce();
+    test_nan_propagation();
     test_softmax_extremes();
     test_cross_entropy_grad();
     return ctest_finish("test_core");

@@ -27,6 +27,9 @@ static void test_out_size(void) {
     CHECK(nn_pool_out_size(2, 3, 2, 0, 1) == 1);
     nn_pool2d_params p = {1, 1, 7, 5, 3, 2, 2, 1, 1, 0, 0, 1};
     CHECK(nn_pool2d_out_h(&p) == 4 && nn_pool2d_out_w(&p) == 4);
+    /* More outputs than int holds saturates at INT_MAX instead of wrapping negative. */
+    CHECK(nn_pool_out_size(2147483647, 2, 1, 1, 0) == 2147483647);
+    CHECK(nn_pool_out_size(2147483647, 2147483647, 1, 1073741823, 0) == 2147483647);
 }
 
 static void test_max_known(void) {
