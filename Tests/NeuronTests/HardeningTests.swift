@@ -116,6 +116,22 @@ import Testing
         #expect(message { _ = try Tensor.zeros([1, 1, 2, 2]).resized(height: 1 << 30, width: 1 << 30) }.contains("floats"))
         #expect(message { _ = try Tensor.concatenate(Array(repeating: Tensor.zeros([1 << 20]), count: 1 << 20)) }.contains("floats"))
         #expect(Neuron.maximumAllocationBytes > 0)
+        // Sizes of data routines and summaries, which allocate before any op runs.
+        var g = RandomGenerator(seed: 1)
+        #expect(message { _ = try SyntheticData.shapes(count: 1 << 40, size: 1 << 20, using: &g) }.contains("shapes images"))
+        #expect(message { _ = try SyntheticData.twoSpirals(count: Int.max, using: &g) }.contains("overflows"))
+        #expect(message { _ = try holdoutSplit(count: 1 << 60, generator: &g) }.contains("sample indices"))
+        #expect(message { _ = try ConfusionMatrix(predictions: [0], labels: [0], classes: 1 << 40) }.contains("ConfusionMatrix"))
+        #expect(message { _ = try Linear(in: 2, out: 2).summary(inputShape: [-1, 2]) }.contains("negative dimension"))
+    }
+
+    @Test func theAllocationCapIsSettable() throws {
+        let original = Neuron.maximumAllocationBytes
+        defer { Neuron.maximumAllocationBytes = original }
+        // 1 GiB: far above what other tests running alongside allocate at once.
+        Neuron.maximumAllocationBytes = 1 << 30
+        #expect(message { _ = try Tensor.zeros([1 << 15, 1]) + Tensor.zeros([1 << 15]) }.contains("4294967296 bytes"))
+        #expect(Neuron.maximumAllocationBytes == 1 << 30)
     }
 
     // MARK: empty tensors

@@ -29,6 +29,8 @@ public struct ConfusionMatrix: CustomStringConvertible, Equatable, Sendable {
                 throw NeuronError.invalidArgument("ConfusionMatrix: \(name) \(values[i]) at index \(i) is outside 0..<\(classes)")
             }
         }
+        // classes x classes Ints, two floats each.
+        try Sizes.checkAllocation(elements: try Sizes.product([classes, classes, 2], "ConfusionMatrix size"), "ConfusionMatrix of \(classes) classes")
         var counts = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         for (p, t) in zip(predictions, labels) { counts[t][p] += 1 }
         self.classes = classes

@@ -89,4 +89,6 @@ private func indicesByClass(_ labels: [Int], op: String) throws -> [(label: Int,
 func requireSampleCount(_ count: Int, op: String) throws {
     guard count >= 0 else { throw NeuronError.invalidArgument("\(op): count must not be negative, got \(count)") }
     guard count > 0 else { throw NeuronError.emptyInput("\(op): count is 0, there is nothing to sample") }
+    // The routines build index arrays of `count` Ints (two floats each) before anything else.
+    try Sizes.checkAllocation(elements: 2 * Swift.min(count, Int.max / 2), "\(op): \(count) sample indices")
 }

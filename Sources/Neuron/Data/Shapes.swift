@@ -25,6 +25,7 @@ extension SyntheticData {
         guard noise >= 0, noise.isFinite else {
             throw NeuronError.invalidArgument("shapes: noise must be a finite standard deviation >= 0, got \(noise)")
         }
+        try Sizes.checkShape([count, 1, size, size], "shapes images")
         let pixels = size * size
         var values = [Float](repeating: 0, count: count * pixels)
         var labels = [Int]()

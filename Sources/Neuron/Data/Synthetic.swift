@@ -8,6 +8,7 @@ public enum SyntheticData {
     public static func twoSpirals(count: Int, turns: Float = 1.5, noise: Float = 0.05,
                                   using generator: inout RandomGenerator) throws -> (points: Tensor, labels: [Int]) {
         guard count >= 2 else { throw NeuronError.invalidArgument("twoSpirals needs at least 2 points, got \(count)") }
+        try Sizes.checkShape([count, 2], "twoSpirals points")
         var values = [Float](), labels = [Int]()
         values.reserveCapacity(2 * count)
         for i in 0..<count {

@@ -41,6 +41,7 @@ extension Module {
         eval()
         defer { train(wasTraining) }
         var rows: [(String, String, Int)] = []
+        try Sizes.checkShape(inputShape, "summary input")
         var x = Tensor.zeros(inputShape)
         try noGrad {
             if let seq = self as? Sequential {

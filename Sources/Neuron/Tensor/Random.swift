@@ -90,6 +90,9 @@ public enum Random {
 }
 
 extension Tensor {
+    // The factories below share the precondition of `Tensor(repeating:shape:)`: no negative
+    // dimension, and the elements fit in memory.
+
     /// Uniform values in [low, high) from `generator`.
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, using generator: inout RandomGenerator) -> Tensor {
         let t = Tensor(uninitializedShape: shape)
