@@ -6,7 +6,7 @@ public enum Neuron {
     /// (`OMP_NUM_THREADS`, else the number of cores). Results of Neuron's own kernels do not depend on it.
     public static var threads: Int {
         get { Int(nn_get_num_threads()) }
-        set { nn_set_num_threads(Int32(newValue)) }
+        set { nn_set_num_threads(Int32(clamping: newValue)) }
     }
 
     /// Whether the kernels were compiled with OpenMP (`make` builds pass `-Xcc -fopenmp`). Without it
