@@ -187,7 +187,9 @@ private final class Tracker: Module {
         let metadata = ["seed": "7", "note": "quotes \" backslash \\ tab \t ünïcödé"]
         let bytes = try Safetensors.encode(tensors, metadata: metadata)
         #expect(try Safetensors.decode(bytes) == tensors)
-        #expect(try Safetensors.decodeMetadata(bytes) == metadata.merging(["format": "pt"]) { a, _ in a })
+        var decodedMetadata = try Safetensors.decodeMetadata(bytes)
+        #expect(decodedMetadata.removeValue(forKey: Safetensors.checksumKey) != nil)
+        #expect(decodedMetadata == metadata.merging(["format": "pt"]) { a, _ in a })
 
         let length = Int(bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
         #expect(length % 8 == 0)
@@ -209,7 +211,7 @@ private final class Tracker: Module {
 
     @Test func userFormatReplacesPt() throws {
         let bytes = try Safetensors.encode(["x": .float(Tensor([1]))], metadata: ["format": "np"])
-        #expect(try Safetensors.decodeMetadata(bytes) == ["format": "np"])
+        #expect(try Safetensors.decodeMetadata(bytes)["format"] == "np")
     }
 
     @Test func rejectsReservedName() {
@@ -224,7 +226,7 @@ private final class Tracker: Module {
         let tensors: [String: StoredTensor] = ["a": .float(Tensor([1, 2])), "b": .int(IntTensor([3]))]
         try Safetensors.write(tensors, to: url, metadata: ["epoch": "3"])
         #expect(try Safetensors.read(contentsOf: url) == tensors)
-        #expect(try Safetensors.metadata(contentsOf: url) == ["format": "pt", "epoch": "3"])
+        #expect(try Safetensors.metadata(contentsOf: url).filter { $0.key != Safetensors.checksumKey } == ["format": "pt", "epoch": "3"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model.safetensors"])
 
         // A write that cannot complete leaves nothing behind and names the path.
@@ -232,6 +234,100 @@ private final class Tracker: Module {
         let message = ioMessage { try Safetensors.write(tensors, to: missing) }
         #expect(message.contains(missing.path))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model.safetensors"])
+    }
+
+    @Test func saveRemovesStaleTemporaryFilesButNotALiveWritersOrOthers() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("model.safetensors")
+        let stale = [temporaryFileName(for: url, tag: 1), temporaryFileName(for: url, tag: 4_294_967_295)]
+        let live = temporaryFileName(for: url, tag: 2)
+        // Another target's temporary files and names that only resemble ours are never touched.
+        let others = [temporaryFileName(for: dir.appendingPathComponent("model.safetensors.7"), tag: 3),
+                      temporaryFileName(for: dir.appendingPathComponent("other.safetensors"), tag: 5),
+                      ".model.safetensors..tmp", ".model.safetensors.12a.tmp", "model.safetensors.12.tmp",
+                      ".model.safetensors.12.tmp.keep"]
+        for name in stale + [live] + others {
+            try Data(repeating: 7, count: 100).write(to: dir.appendingPathComponent(name))
+        }
+        // flock locks belong to an open file, so a lock taken through this descriptor conflicts with the
+        // one the save tries to take through its own, exactly as a live writer's in another process would.
+        let fd = open(dir.appendingPathComponent(live).path, O_RDONLY)
+        try #require(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        let tensors: [String: StoredTensor] = ["a": .float(Tensor([1, 2]))]
+        try Safetensors.write(tensors, to: url)
+        #expect(try Set(FileManager.default.contentsOfDirectory(atPath: dir.path)) == Set(["model.safetensors", live] + others))
+        #expect(try Safetensors.read(contentsOf: url) == tensors)
+
+        // Once that writer is gone (its lock dropped with it), the next save removes its file.
+        close(fd)
+        try PNG.write(Tensor.zeros([1, 2, 2]), to: dir.appendingPathComponent("image.png"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(live).path), "a save of another target removed it")
+        try Safetensors.write(tensors, to: url)
+        #expect(try Set(FileManager.default.contentsOfDirectory(atPath: dir.path)) == Set(["model.safetensors", "image.png"] + others))
+    }
+
+    @Test func temporaryFileNamesMatchOnlyTheirTarget() {
+        let url = URL(fileURLWithPath: "/tmp/a.b")
+        #expect(temporaryFileName(for: url, tag: 42) == ".a.b.42.tmp")
+        #expect(isTemporaryFileName(".a.b.42.tmp", of: url))
+        #expect(isTemporaryFileName(".a.b.0.tmp", of: url))
+        for name in [".a.b..tmp", ".a.b.4x.tmp", ".a.b.42.tmp2", "a.b.42.tmp", ".a.b.c.42.tmp", ".a.42.tmp", ".a.b.-1.tmp"] {
+            #expect(!isTemporaryFileName(name, of: url), "\(name)")
+        }
+    }
+
+    // MARK: Checksums
+
+    @Test func writesEachTensorsCRC32C() throws {
+        let bytes = try Safetensors.encode(["w": .float(Tensor([1, -2])), "n": .int(IntTensor(Int64(3)))])
+        // CRC-32C of the little-endian bytes of [1.0, -2.0] and of Int64 3, computed independently.
+        #expect(try Safetensors.decodeMetadata(bytes)[Safetensors.checksumKey] == #"{"n":"576c35e3","w":"aa36f2c9"}"#)
+        // A checksum handed in with the metadata (read from another file, say) is replaced.
+        let passedOn = try Safetensors.encode(["w": .float(Tensor([1, -2]))], metadata: [Safetensors.checksumKey: #"{"w":"00000000"}"#])
+        #expect(try Safetensors.decodeMetadata(passedOn)[Safetensors.checksumKey] == #"{"w":"aa36f2c9"}"#)
+        #expect(try Safetensors.decode(passedOn) == ["w": .float(Tensor([1, -2]))])
+    }
+
+    @Test func everyFlippedDataBitIsDetectedNamingTheTensor() throws {
+        let tensors: [String: StoredTensor] = ["a": .float(Tensor([0.5, -3])), "b": .int(IntTensor([7])), "empty": .float(Tensor.zeros([0]))]
+        let bytes = try Safetensors.encode(tensors)
+        #expect(try Safetensors.decode(bytes) == tensors)
+        let dataStart = bytes.count - 16
+        for bit in 0..<(16 * 8) {
+            var flipped = bytes
+            flipped[dataStart + bit / 8] ^= UInt8(1 << (bit % 8))
+            let message = ioMessage { _ = try Safetensors.decode(flipped) }
+            let owner = bit < 64 ? "'a'" : "'b'"
+            #expect(message.contains(owner) && message.contains("checksum") && message.contains("corrupt"), "bit \(bit): \(message)")
+            // The header alone is intact, so the header-only reader still answers.
+            #expect(try Safetensors.decodeMetadata(flipped) == Safetensors.decodeMetadata(bytes))
+        }
+    }
+
+    @Test func flippedBitInASavedModelFailsTheLoadAndChangesNothing() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("model.safetensors")
+        try perceptron().save(to: url)
+        var bytes = try Data(contentsOf: url)
+        let length = try Safetensors.headerLength(bytes.prefix(8), fileSize: UInt64(bytes.count))
+        let header = try Safetensors.Header(parsing: bytes.dropFirst(8).prefix(length), dataSize: bytes.count - 8 - length)
+        let target = try #require(header.entries.first { $0.name == "2.weight" })
+        bytes[8 + length + target.offsets.lowerBound + 5] ^= 0x10
+        try bytes.write(to: url)
+
+        let model = perceptron()
+        let before = model.stateDict()
+        let message = ioMessage { try model.load(from: url) }
+        #expect(message.contains(url.path) && message.contains("'2.weight'") && message.contains("checksum"), "\(message)")
+        #expect(model.stateDict() == before, "a failed load must change nothing")
+    }
+
+    @Test func filesWithoutChecksumsLoadAsBefore() throws {
+        let url = goldenDirectory.appendingPathComponent("sequential_state_dict.safetensors")
+        #expect(try Safetensors.metadata(contentsOf: url)[Safetensors.checksumKey] == nil)
+        #expect(try perceptron().load(from: url).isComplete)
     }
 
     // MARK: Malformed input
@@ -281,6 +377,16 @@ private final class Tracker: Module {
             Corruption(name: "offsets not matching the shape", bytes: file(entry(#""dtype":"F32","shape":[3],"data_offsets":[0,8]"#), data: eight + eight), mentions: ["'t'", "8 bytes", "needs 12"]),
             Corruption(name: "one offset", bytes: file(entry(#""dtype":"F32","shape":[2],"data_offsets":[0]"#), data: eight), mentions: ["'t'", "data_offsets"]),
             Corruption(name: "negative offset", bytes: file(entry(#""dtype":"F32","shape":[2],"data_offsets":[-8,0]"#), data: eight), mentions: ["'t'", "data_offsets"]),
+            Corruption(name: "hole between tensors", bytes: file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, data: eight + [0, 0, 0, 0]), mentions: ["'b'", "hole", "4..<8"]),
+            Corruption(name: "data not starting at 0", bytes: file(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: eight), mentions: ["'t'", "hole", "0..<4"]),
+            Corruption(name: "trailing bytes", bytes: file(ok, data: eight + [1]), mentions: ["'t'", "1 trailing bytes", "8..<9"]),
+            Corruption(name: "data without tensors", bytes: file("{}", data: eight), mentions: ["8 trailing bytes", "no tensor"]),
+            Corruption(name: "zero-size tensor inside another", bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#, data: eight), mentions: ["'a'", "'e'", "overlap"]),
+            Corruption(name: "two tensors on the same bytes", bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: eight), mentions: ["'a'", "'b'", "overlap"]),
+            Corruption(name: "checksums not JSON", bytes: file(#"{"__metadata__":{"neuron.crc32c":"1234"},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: eight), mentions: ["neuron.crc32c", "not a JSON object"]),
+            Corruption(name: "checksum not 8 hex digits", bytes: file(#"{"__metadata__":{"neuron.crc32c":"{\"t\":\"12g45678\"}"},"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: eight), mentions: ["neuron.crc32c", "'t'", "8 hex digits"]),
+            Corruption(name: "checksum for a tensor not in the file", bytes: file(#"{"__metadata__":{"neuron.crc32c":"{\"t\":\"00000000\",\"u\":\"00000000\"}"},"t":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#), mentions: ["neuron.crc32c", "'u'", "does not hold"]),
+            Corruption(name: "tensor without a checksum", bytes: file(#"{"__metadata__":{"neuron.crc32c":"{}"},"t":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#), mentions: ["neuron.crc32c", "no checksum", "'t'"]),
             Corruption(name: "overlapping tensors", bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: eight + eight), mentions: ["'a'", "'b'", "overlap"]),
             Corruption(name: "metadata not strings", bytes: file(#"{"__metadata__":{"seed":130}}"#), mentions: ["__metadata__", "130"]),
             Corruption(name: "metadata not an object", bytes: file(#"{"__metadata__":"x"}"#), mentions: ["__metadata__"]),

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,13 +14,21 @@ import Darwin
 /// Layout: an 8-byte little-endian `UInt64` header length N; N bytes of UTF-8 JSON mapping each tensor
 /// name to `{"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}` plus an optional
 /// `"__metadata__"` object of strings; then the raw little-endian, row-major tensor bytes, with offsets
-/// relative to the start of this data section.
+/// relative to the start of this data section. Ordered by offset, the tensors must tile the data
+/// section exactly, from 0 to its end, with no hole, overlap or trailing byte (the reference
+/// implementation's rule).
 ///
 /// Reading converts F32, F16, BF16 and F64 to `StoredTensor.float` (F16 and BF16 widen exactly, F64
 /// rounds to nearest) and I64, I32, I16, I8, U32, U16, U8 and BOOL to `StoredTensor.int`. Writing stores
 /// `Tensor` as F32 and `IntTensor` as I64, keys sorted, data contiguous in key order, the header padded
 /// with spaces to a multiple of 8 bytes and `__metadata__` holding `"format": "pt"` like files saved
 /// from PyTorch. A malformed or truncated file throws `NeuronError.io` naming the problem and the key.
+///
+/// Integrity: files Neuron writes carry each tensor's CRC-32C in `__metadata__["neuron.crc32c"]`
+/// (`checksumKey`), which reading verifies before building any tensor, so a flipped bit in the data
+/// throws `NeuronError.io` naming the tensor (and the path, when reading a file) instead of loading
+/// silently wrong weights; neither PyTorch nor the reference library checks data. Files without the key
+/// (PyTorch's, Hugging Face's) load as before.
 public enum Safetensors {
     /// The largest header accepted, as in the reference implementation: a corrupt length must not make
     /// the reader allocate gigabytes.
@@ -45,14 +54,26 @@ public enum Safetensors {
         }
     }
 
-    /// The tensors in safetensors bytes.
-    /// - Throws: `NeuronError.io` when the bytes are truncated or malformed.
+    /// The tensors in safetensors bytes. When the header carries checksums (`neuron.crc32c`), every
+    /// tensor's bytes are checked against its checksum before any tensor is built.
+    /// - Throws: `NeuronError.io` when the bytes are truncated or malformed, or naming the first tensor
+    ///   (by name) whose bytes fail their checksum.
     public static func decode(_ data: Data) throws -> [String: StoredTensor] {
         let length = try headerLength(data.prefix(8), fileSize: UInt64(data.count))
         let start = data.startIndex + 8 + length
         let header = try Header(parsing: data[(data.startIndex + 8)..<start], dataSize: data.count - 8 - length)
-        return data[start...].withUnsafeBytes { body in
-            Dictionary(uniqueKeysWithValues: header.entries.map { entry in
+        return try data[start...].withUnsafeBytes { body in
+            if let checksums = header.checksums {
+                for entry in header.entries {
+                    let computed = nn_crc32c(0, body.baseAddress.map { $0 + entry.offsets.lowerBound }, entry.offsets.count)
+                    guard computed == checksums[entry.name] else {
+                        throw NeuronError.io("tensor '\(entry.name)': its \(entry.offsets.count) bytes fail their checksum (CRC32C "
+                            + "\(hex(computed)), \(metadataKey) \(jsonString(checksumKey)) records \(hex(checksums[entry.name] ?? 0))): "
+                            + "the file is corrupt")
+                    }
+                }
+            }
+            return Dictionary(uniqueKeysWithValues: header.entries.map { entry in
                 (entry.name, entry.decode(UnsafeRawBufferPointer(rebasing: body[entry.offsets])))
             })
         }
@@ -68,7 +89,8 @@ public enum Safetensors {
     /// which is flushed to disk and then renamed over `url`, so a crash leaves either the old file or
     /// the new one, never a torn one.
     /// - Parameter metadata: strings stored in `__metadata__` next to `"format": "pt"` (a `format` given
-    ///   here replaces `pt`).
+    ///   here replaces `pt`) and the checksums (a `neuron.crc32c` given here is replaced by the checksums
+    ///   of these tensors, so metadata read from another file can be passed on).
     /// - Throws: `NeuronError.io` naming the path when the file cannot be written;
     ///   `NeuronError.invalidArgument` for a tensor named `__metadata__`.
     public static func write(_ tensors: [String: StoredTensor], to url: URL, metadata: [String: String] = [:]) throws {
@@ -76,40 +98,53 @@ public enum Safetensors {
         try naming(url) { try writeAtomically(bytes, to: url) }
     }
 
-    /// The safetensors bytes of `tensors`: F32 for float tensors, I64 for integer tensors, keys sorted.
+    /// The safetensors bytes of `tensors`: F32 for float tensors, I64 for integer tensors, keys sorted,
+    /// each tensor's CRC32C in `__metadata__["neuron.crc32c"]`.
     /// - Throws: `NeuronError.invalidArgument` for a tensor named `__metadata__`.
     public static func encode(_ tensors: [String: StoredTensor], metadata: [String: String] = [:]) throws -> Data {
         guard tensors[metadataKey] == nil else {
             throw NeuronError.invalidArgument("a tensor cannot be named \(metadataKey), the key safetensors reserves for metadata")
         }
         let names = tensors.keys.sorted()
-        let allMetadata = ["format": "pt"].merging(metadata) { $1 }
-        var json = "{" + jsonString(metadataKey) + ":{"
-        json += allMetadata.keys.sorted().map { jsonString($0) + ":" + jsonString(allMetadata[$0]!) }.joined(separator: ",")
-        json += "}"
+        var offsets: [Range<Int>] = []
         var dataSize = 0
         for name in names {
-            let tensor = tensors[name]!
-            let (dtype, bytes): (DType, Int) = switch tensor {
-            case .float(let t): (.f32, t.count * 4)
-            case .int(let t): (.i64, t.count * 8)
+            let bytes = switch tensors[name]! {
+            case .float(let t): t.count * 4
+            case .int(let t): t.count * 8
             }
-            json += "," + jsonString(name) + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":["
-                + tensor.shape.map(String.init).joined(separator: ",")
-                + "],\"data_offsets\":[\(dataSize),\(dataSize + bytes)]}"
+            offsets.append(dataSize..<(dataSize + bytes))
             dataSize += bytes
         }
-        json += "}"
-        var header = Array(json.utf8)
-        // Padding the header keeps the data section 8-byte aligned for readers that map the file.
-        header += repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
-
-        var out = Data(count: 8 + header.count + dataSize)
+        /// The header holding `checksums` (in `names` order), padded with spaces to a multiple of 8 bytes,
+        /// which keeps the data section 8-byte aligned for readers that map the file.
+        func header(checksums: [UInt32]) -> [UInt8] {
+            let checksumJSON = "{" + zip(names, checksums).map { jsonString($0) + ":\"" + hex($1) + "\"" }.joined(separator: ",") + "}"
+            let allMetadata = ["format": "pt"].merging(metadata) { $1 }.merging([checksumKey: checksumJSON]) { $1 }
+            var json = "{" + jsonString(metadataKey) + ":{"
+            json += allMetadata.keys.sorted().map { jsonString($0) + ":" + jsonString(allMetadata[$0]!) }.joined(separator: ",")
+            json += "}"
+            for (name, range) in zip(names, offsets) {
+                let tensor = tensors[name]!
+                let dtype: DType = if case .float = tensor { .f32 } else { .i64 }
+                json += "," + jsonString(name) + ":{\"dtype\":\"\(dtype.rawValue)\",\"shape\":["
+                    + tensor.shape.map(String.init).joined(separator: ",")
+                    + "],\"data_offsets\":[\(range.lowerBound),\(range.upperBound)]}"
+            }
+            json += "}"
+            var bytes = Array(json.utf8)
+            bytes += repeatElement(UInt8(ascii: " "), count: (8 - bytes.count % 8) % 8)
+            return bytes
+        }
+        // The checksums precede the data they cover, but each is 8 hex digits whatever its value, so a
+        // header with zeros in their place has the final length: the data goes after it, and then the
+        // header is written again with the checksums of the bytes in place.
+        let headerLength = header(checksums: names.map { _ in 0 }).count
+        let dataStart = 8 + headerLength
+        var out = Data(count: dataStart + dataSize)
         out.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt64(header.count).littleEndian, as: UInt64.self)
-            raw.baseAddress!.advanced(by: 8).copyMemory(from: header, byteCount: header.count)
-            var offset = 8 + header.count
-            for name in names {
+            for (name, range) in zip(names, offsets) {
+                let offset = dataStart + range.lowerBound
                 switch tensors[name]! {
                 case .float(let t):
                     t.withUnsafeBufferPointer { values in
@@ -117,16 +152,30 @@ public enum Safetensors {
                             raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: offset + 4 * i, as: UInt32.self)
                         }
                     }
-                    offset += t.count * 4
                 case .int(let t):
                     for (i, v) in t.scalars.enumerated() {
                         raw.storeBytes(of: v.littleEndian, toByteOffset: offset + 8 * i, as: Int64.self)
                     }
-                    offset += t.count * 8
                 }
             }
+            let checksums = offsets.map { nn_crc32c(0, raw.baseAddress! + dataStart + $0.lowerBound, $0.count) }
+            let bytes = header(checksums: checksums)
+            precondition(bytes.count == headerLength, "the checksums changed the header's length")
+            raw.storeBytes(of: UInt64(headerLength).littleEndian, as: UInt64.self)
+            raw.baseAddress!.advanced(by: 8).copyMemory(from: bytes, byteCount: headerLength)
         }
         return out
+    }
+
+    /// The `__metadata__` key of the checksums Neuron writes: a JSON object, stored as a string, that
+    /// maps every tensor's name to the CRC-32C (Castagnoli) of its data bytes as 8 lowercase hex digits,
+    /// e.g. `{"0.bias":"1c2a9d4e","0.weight":"0b7f5e21"}`.
+    public static let checksumKey = "neuron.crc32c"
+
+    /// `value` as 8 lowercase hex digits.
+    static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
     static let metadataKey = "__metadata__"
@@ -232,6 +281,8 @@ extension Safetensors {
     struct Header {
         var entries: [Entry] = []
         var metadata: [String: String] = [:]
+        /// Each tensor's CRC32C by name, when the file carries `__metadata__["neuron.crc32c"]`.
+        var checksums: [String: UInt32]?
 
         /// Parses the JSON header and checks every entry against a data section of `dataSize` bytes.
         init<Bytes: Collection<UInt8>>(parsing bytes: Bytes, dataSize: Int) throws {
@@ -249,11 +300,65 @@ extension Safetensors {
                     entries.append(try Self.entry(key, value, dataSize: dataSize))
                 }
             }
-            // Tensors may not share bytes; ordering by offset makes this one pass.
-            let stored = entries.filter { !$0.offsets.isEmpty }.sorted { $0.offsets.lowerBound < $1.offsets.lowerBound }
-            for (a, b) in zip(stored, stored.dropFirst()) where b.offsets.lowerBound < a.offsets.upperBound {
-                throw NeuronError.io("tensors '\(a.name)' (bytes \(a.offsets)) and '\(b.name)' (bytes \(b.offsets)) overlap")
+            try Self.checkLayout(entries, dataSize: dataSize)
+            if let text = metadata[checksumKey] {
+                checksums = try Self.checksums(text, entries: entries)
             }
+        }
+
+        /// The format's layout rule, as the reference implementation enforces it: ordered by offset, the
+        /// tensors tile the data section exactly, from byte 0 to its end, with no hole, overlap or
+        /// trailing byte. A zero-size tensor sits at a boundary between two others (or at either end).
+        private static func checkLayout(_ entries: [Entry], dataSize: Int) throws {
+            let ordered = entries.sorted {
+                ($0.offsets.lowerBound, $0.offsets.upperBound) < ($1.offsets.lowerBound, $1.offsets.upperBound)
+            }
+            var end = 0
+            var previous: Entry?
+            for entry in ordered {
+                let begin = entry.offsets.lowerBound
+                if begin > end {
+                    throw NeuronError.io("data section bytes \(end)..<\(begin) belong to no tensor: a \(begin - end)-byte hole before '\(entry.name)'")
+                }
+                if begin < end, let previous {
+                    throw NeuronError.io("tensors '\(previous.name)' (data_offsets [\(previous.offsets.lowerBound), \(previous.offsets.upperBound)]) "
+                        + "and '\(entry.name)' (data_offsets [\(begin), \(entry.offsets.upperBound)]) overlap")
+                }
+                end = entry.offsets.upperBound
+                previous = entry
+            }
+            if end != dataSize {
+                let after = previous.map { "after the last tensor '\($0.name)'" } ?? "and no tensor"
+                throw NeuronError.io("data section bytes \(end)..<\(dataSize) belong to no tensor: \(dataSize - end) trailing bytes \(after)")
+            }
+        }
+
+        /// The checksums in `__metadata__`: a JSON object giving every tensor's CRC32C as 8 hex digits.
+        private static func checksums(_ text: String, entries: [Entry]) throws -> [String: UInt32] {
+            func fail(_ problem: String) -> NeuronError {
+                NeuronError.io("\(metadataKey) \(jsonString(checksumKey)) \(problem)")
+            }
+            var parser = JSONParser(Array(text.utf8))
+            guard case .object(let fields)? = try? parser.parseDocument() else {
+                throw fail("is not a JSON object of checksums")
+            }
+            let hexDigits = Set("0123456789abcdefABCDEF".utf8)
+            var checksums: [String: UInt32] = [:]
+            for (name, value) in fields {
+                guard case .string(let hex) = value, hex.utf8.count == 8, hex.utf8.allSatisfy(hexDigits.contains),
+                      let crc = UInt32(hex, radix: 16) else {
+                    throw fail("gives tensor '\(name)' \(value), not 8 hex digits")
+                }
+                checksums[name] = crc
+            }
+            let names = Set(entries.map(\.name))
+            if let extra = checksums.keys.filter({ !names.contains($0) }).min() {
+                throw fail("has a checksum for tensor '\(extra)', which the file does not hold")
+            }
+            if let missing = entries.first(where: { checksums[$0.name] == nil }) {
+                throw fail("has no checksum for tensor '\(missing.name)' (was the file changed after Neuron wrote it?)")
+            }
+            return checksums
         }
 
         private static func metadata(_ value: JSONValue) throws -> [String: String] {
