@@ -131,7 +131,16 @@ static int configure_reader(png_structp png, png_infop info, stream *s, npng_hea
 
 static png_structp create_reader(stream *s) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, s, on_error, on_warning);
-    if (!png) say(s, "libpng could not allocate a reader");
+    if (!png) {
+        say(s, "libpng could not allocate a reader");
+        return NULL;
+    }
+    /* Skip every ancillary chunk but tRNS unread (the conversions above use none of them: no gamma,
+     * colour management, background or text). libpng would otherwise allocate and zero a chunk's
+     * declared length before reading it, with no limit in Debian's build: a 119-byte file declaring a
+     * 2 GB tEXt chunk cost 2 GB and seconds (found by fuzzing). Skipped chunks are read in small
+     * pieces, so a length past the end of the data fails as truncation. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     return png;
 }
 
