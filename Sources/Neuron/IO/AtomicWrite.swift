@@ -53,12 +53,13 @@ func temporaryFileName(for url: URL, tag: UInt32) -> String {
 
 /// Whether `name` is one of the temporary files `temporaryFileName(for: url, tag:)` makes, for any tag.
 func isTemporaryFileName(_ name: String, of url: URL) -> Bool {
-    let prefix = ".\(url.lastPathComponent).", suffix = ".tmp"
-    guard name.hasPrefix(prefix), name.hasSuffix(suffix), name.utf8.count > prefix.utf8.count + suffix.utf8.count else {
+    // Bytes, not characters: file names are bytes, and String comparison would equate canonically
+    // equivalent names that are different files.
+    let name = Array(name.utf8), prefix = Array(".\(url.lastPathComponent).".utf8), suffix = Array(".tmp".utf8)
+    guard name.count > prefix.count + suffix.count, name.starts(with: prefix), name.reversed().starts(with: suffix.reversed()) else {
         return false
     }
-    let tag = name.utf8.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
-    return tag.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    return name[prefix.count..<(name.count - suffix.count)].allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
 }
 
 /// A new temporary file for a save of `url`, open for writing and exclusively locked, with its path.

@@ -44,7 +44,7 @@ public enum Safetensors {
     }
 
     /// The `__metadata__` strings of the file at `url` (empty if it has none). Reads only the header,
-    /// but still checks every entry against the file's size.
+    /// but still checks every entry against the file's size; the data and its checksums are not read.
     public static func metadata(contentsOf url: URL) throws -> [String: String] {
         try naming(url) {
             let file = try InputFile(url)
@@ -87,7 +87,8 @@ public enum Safetensors {
 
     /// Writes `tensors` to `url` atomically: the bytes go to a temporary file in the same directory,
     /// which is flushed to disk and then renamed over `url`, so a crash leaves either the old file or
-    /// the new one, never a torn one.
+    /// the new one, never a torn one. Temporary files that earlier saves of `url` left when killed are
+    /// removed first (see `writeAtomically`).
     /// - Parameter metadata: strings stored in `__metadata__` next to `"format": "pt"` (a `format` given
     ///   here replaces `pt`) and the checksums (a `neuron.crc32c` given here is replaced by the checksums
     ///   of these tensors, so metadata read from another file can be passed on).
