@@ -1,5 +1,5 @@
 // The crash test of atomic saves (`make savetest`): a child process saves a ~40 MB model over and over
-// and is killed with SIGKILL at a random moment, 50 times. After each kill the target must be a whole
+// and is killed with SIGKILL, 50 times, half at a random moment and half while it is writing. After each kill the target must be a whole
 // file from one of the saves (it loads, its checksums verify and every value matches the iteration its
 // metadata names), never a torn one; the dead child's temporary file must be gone after the next save.
 //
@@ -51,6 +51,10 @@ func saveLoop(path: String, megabytes: Int) throws -> Never {
     }
 }
 
+func temporaryFileNames(of url: URL) throws -> Set<String> {
+    Set(try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path).filter { isTemporaryFileName($0, of: url) })
+}
+
 /// The temporary files of saves of `url` in its directory, with their total size in bytes.
 func temporaryFiles(of url: URL) throws -> (count: Int, bytes: Int) {
     let directory = url.deletingLastPathComponent()
@@ -74,9 +78,16 @@ func run(kills: Int, megabytes: Int, directory: URL) throws -> Bool {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
         child.arguments = ["save-loop", url.path, String(megabytes)]
+        let earlier = try temporaryFileNames(of: url)
         try child.run()
-        // From 0.1 s to 2 s: some kills land in the first save, most in the middle of later ones.
+        // Odd kills at a random moment from 0.1 s to 2 s (in any phase of a save); even ones, the last
+        // included, after a random wait and then as soon as the child has a temporary file of its own,
+        // so they land while it writes, flushes or renames.
         usleep(UInt32(100_000 + Int(generator.next() % 1_900_000)))
+        if kill % 2 == 0 {
+            let deadline = Date().addingTimeInterval(20)
+            while try temporaryFileNames(of: url).subtracting(earlier).isEmpty && Date() < deadline { usleep(200) }
+        }
         Glibc.kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         guard child.terminationReason == .uncaughtSignal else {
