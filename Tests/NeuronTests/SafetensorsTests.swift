@@ -317,7 +317,7 @@ private final class Tracker: Module {
         bytes[8 + length + target.offsets.lowerBound + 5] ^= 0x10
         try bytes.write(to: url)
 
-        let model = perceptron()
+        let model = try perceptron()
         let before = model.stateDict()
         let message = ioMessage { try model.load(from: url) }
         #expect(message.contains(url.path) && message.contains("'2.weight'") && message.contains("checksum"), "\(message)")
