@@ -1,11 +1,12 @@
 # Neuron: the two commands are `make demo` and `make test`; both install what is missing first.
 SHELL := /bin/bash
 DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev
-# -march=native: every build is made on the machine that runs it (CI builds from a fresh clone).
-ARCH_FLAGS := -march=native
-SWIFT_FLAGS := -c release -Xcc -fopenmp -Xcc $(ARCH_FLAGS)
+# OpenMP and the C optimisation flags come from Package.swift; no -march anywhere: the kernels choose
+# baseline, AVX2 or AVX-512 code at load time (CKernels/README.md), so a binary runs on any x86-64.
+SWIFT_FLAGS := -c release
 CC := clang
-CFLAGS := -O2 $(ARCH_FLAGS) -fopenmp -Wall -Wextra -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels
+# The same C flags as Package.swift's CKernels target.
+CFLAGS := -O2 -fopenmp -fno-math-errno -Wall -Wextra -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels
 # clang adds -lomp for -fopenmp; Debian keeps that name under LLVM 14 (the soname, libomp.so.5, is on the loader path).
 LDLIBS := -L/usr/lib/llvm-14/lib -lopenblas -lm
 KERNEL_SRCS := $(wildcard CKernels/*.c)
@@ -66,11 +67,11 @@ ctest-asan: $(CTESTS_ASAN)
 
 # The Swift suite under AddressSanitizer (XCTest's own small leaks are why leaks are off here).
 asan: deps
-	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address -Xcc -fopenmp --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
 
 # Proves `import Neuron` works from another package.
 consumer: deps
-	cd Tests/Consumer && swift run -c release -Xcc -fopenmp --scratch-path ../../.build-consumer consumer
+	cd Tests/Consumer && swift run -c release --scratch-path ../../.build-consumer consumer
 
 bench-c: build/bench/cbench
 	build/bench/cbench

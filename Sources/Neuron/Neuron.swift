@@ -9,7 +9,7 @@ public enum Neuron {
         set { nn_set_num_threads(Int32(clamping: newValue)) }
     }
 
-    /// Whether the kernels were compiled with OpenMP (`make` builds pass `-Xcc -fopenmp`). Without it
+    /// Whether the kernels were compiled with OpenMP (Package.swift passes `-fopenmp`). Without it
     /// every kernel runs on one thread.
     public static var isOpenMPEnabled: Bool { nn_openmp_enabled() != 0 }
 
@@ -17,6 +17,6 @@ public enum Neuron {
     public static var threadingSummary: String {
         isOpenMPEnabled
             ? "Neuron kernels: OpenMP on, \(threads) threads"
-            : "Neuron kernels: built without OpenMP (-Xcc -fopenmp), kernels run on one thread"
+            : "Neuron kernels: built without OpenMP (-fopenmp), kernels run on one thread"
     }
 }
