@@ -19,6 +19,7 @@ let package = Package(
         .target(
             name: "CKernels",
             path: "CKernels",
+            exclude: ["README.md"],
             cSettings: [
                 .define("NDEBUG", .when(configuration: .release)),
                 // -O2 in debug builds too: a consumer's `swift build` should not get -O0 kernels.
