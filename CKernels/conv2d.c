@@ -335,7 +335,7 @@ static inline __attribute__((always_inline)) void NN_L(micro_tile)(const int mr,
 }
 
 /* One expansion per (rows, registers) shape: partial tiles at the edges get their own straight-line code. */
-static void NN_L(micro_dispatch)(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
+static __attribute__((noinline)) void NN_L(micro_dispatch)(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
                            int more) {
 #define NN_MICRO_CASE(r, v) case (r) * 4 + (v): NN_L(micro_tile)(r, v, k, a, lda, b, ldb, c, more, NULL); break;
     switch (mr * 4 + nv) {
@@ -349,7 +349,7 @@ static void NN_L(micro_dispatch)(int mr, int nv, int k, const float *a, long lda
 }
 
 /* The same tiles with B read in place: row k of the tile is b + koff[k] (whole tiles only). */
-static void NN_L(micro_dispatch_taps)(int mr, int k, const float *a, long lda, const float *b, const int *koff, float *c,
+static __attribute__((noinline)) void NN_L(micro_dispatch_taps)(int mr, int k, const float *a, long lda, const float *b, const int *koff, float *c,
                                 int more) {
     switch (mr) {
     case 4: NN_L(micro_tile)(4, NV, k, a, lda, b, 0, c, more, koff); break;
@@ -398,7 +398,7 @@ static inline __attribute__((always_inline)) void NN_L(dot_block)(const int mo, 
         }
 }
 
-static void NN_L(dot_dispatch)(int mo, int mt, int len, const float *dy, long ldd, const float *x, const int *toff,
+static __attribute__((noinline)) void NN_L(dot_dispatch)(int mo, int mt, int len, const float *dy, long ldd, const float *x, const int *toff,
                          float *dw, long ldw) {
 #define NN_DOT_CASE(o, t) case (o) * 8 + (t): NN_L(dot_block)(o, t, len, dy, ldd, x, toff, dw, ldw); break;
     switch (mo * 8 + mt) {

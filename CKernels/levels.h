@@ -25,7 +25,7 @@
 #if defined(__x86_64__)
 #define NN_LEVEL 1
 #define NN_LEVEL_SUFFIX _avx2
-#pragma clang attribute push(__attribute__((target("avx2,fma"), section(".text.nn_avx2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,tune=haswell"), section(".text.nn_avx2"))), apply_to = function)
 #include "simd.h"
 #include NN_LEVEL_SOURCE
 #pragma clang attribute pop

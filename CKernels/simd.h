@@ -43,11 +43,21 @@ static inline vi viota(void) {
 }
 /* mask ? a : b lane by lane; mask lanes are all ones or all zeros (a vector comparison's result). */
 static inline vf vselect(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
-/* The sum of the lanes as a fixed tree (halves added until one lane is left), the same at any thread count. */
+/* The sum of the lanes as a fixed tree (lane i += lane i + w for w = VW/2, ..., 1), the same at any thread
+ * count; shuffles rather than a round trip through memory, which costs more than a short dot product. */
 static inline float vhsum(vf v) {
-    float t[VW];
-    vstore(t, v);
-    for (int w = VW / 2; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++) t[i] += t[i + w];
-    return t[0];
+#if VW == 16
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+#elif VW == 8
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3);
+    v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1);
+#else
+    v += __builtin_shufflevector(v, v, 2, 3, 2, 3);
+    v += __builtin_shufflevector(v, v, 1, 1, 1, 1);
+#endif
+    return v[0];
 }
