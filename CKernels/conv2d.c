@@ -359,54 +359,61 @@ static __attribute__((noinline)) void NN_L(micro_dispatch_taps)(int mr, int k, c
     }
 }
 
-/* dw[o*ldw + t] += sum over q < len of dy[o*ldd + q] * x[toff[t] + q], for o < mo and t < mt: lanes hold
- * partial sums in a fixed order, so the result does not depend on who computes it. */
-static inline __attribute__((always_inline)) void NN_L(dot_block)(const int mo, const int mt, int len, const float *dy,
-                                                            long ldd, const float *x, const int *toff, float *dw,
-                                                            long ldw) {
+/* dw[o*ldw + t] += sum over images i < nimg and q < len of dy_i[o*ldd + q] * x_i[toff[t] + q], for o < mo
+ * and t < mt, where dy_i = dy + i*dy_img and x_i = x + i*x_img: lanes hold partial sums over all images in
+ * a fixed order, so the result does not depend on who computes it, and each sum is reduced across lanes
+ * once, not once per image (for LeNet's short rows the reductions cost as much as the products). */
+static inline __attribute__((always_inline)) void NN_L(dot_block)(const int mo, const int mt, int len, int nimg,
+                                                                  const float *dy, long ldd, long dy_img,
+                                                                  const float *x, long x_img, const int *toff,
+                                                                  float *dw, long ldw) {
     vf acc[DOT_O][DOT_T];
+    float rest[DOT_O][DOT_T]; /* rows shorter than a vector: summed in scalars */
     for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) acc[o][t] = vsplat(0.0f);
-    const float *xt[DOT_T];
-    for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
-    int q = 0;
-    for (; q + VW <= len; q += VW) {
-        vf xv[DOT_T];
-        for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + q);
-        for (int o = 0; o < mo; o++) {
-            const vf d = vload(dy + o * ldd + q);
-            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+        for (int t = 0; t < mt; t++) acc[o][t] = vsplat(0.0f), rest[o][t] = 0.0f;
+    const vi keep = viota() >= VW - len % VW; /* the tail's lanes not already summed */
+    for (int img = 0; img < nimg; img++, dy += dy_img, x += x_img) {
+        const float *xt[DOT_T];
+        for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
+        int q = 0;
+        for (; q + VW <= len; q += VW) {
+            vf xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + q);
+            for (int o = 0; o < mo; o++) {
+                const vf d = vload(dy + o * ldd + q);
+                for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+            }
+        }
+        if (q < len && len >= VW) {
+            /* The last len - q positions: reload the final VW and zero the lanes already summed, rather
+             * than a scalar loop whose dependent adds would cost as much as the vector part. */
+            vf xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + len - VW);
+            for (int o = 0; o < mo; o++) {
+                const vf d = vselect(keep, vload(dy + o * ldd + len - VW), vsplat(0.0f));
+                for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+            }
+        } else if (len < VW) {
+            for (int o = 0; o < mo; o++)
+                for (int t = 0; t < mt; t++)
+                    for (int r = 0; r < len; r++) rest[o][t] += dy[o * ldd + r] * xt[t][r];
         }
     }
-    if (q < len && len >= VW) {
-        /* The last len - q positions: reload the final VW and zero the lanes already summed, rather
-         * than a scalar loop whose dependent adds would cost as much as the vector part. */
-        const vi keep = viota() >= q + VW - len;
-        vf xv[DOT_T];
-        for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + len - VW);
-        for (int o = 0; o < mo; o++) {
-            const vf d = vselect(keep, vload(dy + o * ldd + len - VW), vsplat(0.0f));
-            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
-        }
-        q = len;
-    }
     for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) {
-            float s = vhsum(acc[o][t]);
-            for (int r = q; r < len; r++) s += dy[o * ldd + r] * xt[t][r];
-            dw[o * ldw + t] += s;
-        }
+        for (int t = 0; t < mt; t++) dw[o * ldw + t] += vhsum(acc[o][t]) + rest[o][t];
 }
 
-static __attribute__((noinline)) void NN_L(dot_dispatch)(int mo, int mt, int len, const float *dy, long ldd, const float *x, const int *toff,
-                         float *dw, long ldw) {
-#define NN_DOT_CASE(o, t) case (o) * 8 + (t): NN_L(dot_block)(o, t, len, dy, ldd, x, toff, dw, ldw); break;
+static __attribute__((noinline)) void NN_L(dot_dispatch)(int mo, int mt, int len, int nimg, const float *dy, long ldd,
+                                                         long dy_img, const float *x, long x_img, const int *toff,
+                                                         float *dw, long ldw) {
+#define NN_DOT_CASE(o, t)                                                                                  \
+    case (o) * 8 + (t): NN_L(dot_block)(o, t, len, nimg, dy, ldd, dy_img, x, x_img, toff, dw, ldw); break;
     switch (mo * 8 + mt) {
     NN_DOT_CASE(4, 3) NN_DOT_CASE(4, 2) NN_DOT_CASE(4, 1)
     NN_DOT_CASE(3, 3) NN_DOT_CASE(3, 2) NN_DOT_CASE(3, 1)
     NN_DOT_CASE(2, 3) NN_DOT_CASE(2, 2) NN_DOT_CASE(2, 1)
     NN_DOT_CASE(1, 3) NN_DOT_CASE(1, 2)
-    default: NN_L(dot_block)(1, 1, len, dy, ldd, x, toff, dw, ldw); break;
+    default: NN_L(dot_block)(1, 1, len, nimg, dy, ldd, dy_img, x, x_img, toff, dw, ldw); break;
     }
 #undef NN_DOT_CASE
 }
@@ -795,10 +802,10 @@ static void NN_L(forward)(float *y, const float *x, const float *w, const float 
     if (bias) NN_L(add_bias)(y, bias, p->n, p->c_out, plane);
 }
 
-/* Block `it` of grid_weight_grad for one image: DOT_O rows x DOT_T taps of one input channel of dw. xg
- * and dyg are the image's grids. */
-static void NN_L(weight_grad_block)(float *dw, const float *xg, long x_ch, const float *dyg, long dy_ch,
-                                    const int *toff, int q_len, const nn_conv2d_params *p, int it) {
+/* Block `it` of grid_weight_grad over nimg images: DOT_O rows x DOT_T taps of one input channel of dw. */
+static void NN_L(weight_grad_block)(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
+                                    long dy_ch, const int *toff, int q_len, int nimg, const nn_conv2d_params *p,
+                                    int it) {
     const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
     const int oblocks = (mg + DOT_O - 1) / DOT_O, tblocks = (kk + DOT_T - 1) / DOT_T;
     const int t0 = it % tblocks * DOT_T, c = it / tblocks % cg, ob = it / tblocks / cg;
@@ -807,30 +814,35 @@ static void NN_L(weight_grad_block)(float *dw, const float *xg, long x_ch, const
     const float *dy = dyg + (long)(g * mg + o0) * dy_ch;
     const float *xc = xg + (long)(g * cg + c) * x_ch;
     float *d = dw + ((long)(g * mg + o0) * cg + c) * kk + t0;
-    NN_L(dot_dispatch)(mo, mt, q_len, dy, dy_ch, xc, toff + t0, d, (long)cg * kk);
+    NN_L(dot_dispatch)(mo, mt, q_len, nimg, dy, dy_ch, dy_img, xc, x_img, toff + t0, d, (long)cg * kk);
 }
 
-/* dw (C_out, C_in/groups, KH, KW) += sum over images, in order, of the grid dot products. A block of
- * DOT_O rows x DOT_T taps of one input channel belongs to one thread for every image, so no two threads
- * touch an element and each element sums its images in order. xg is the input grid (x_img, x_ch floats
- * apart), dyg dy on a grid of the same row width (dy_img, dy_ch apart), q_len the positions to sum. */
+/* dw (C_out, C_in/groups, KH, KW) += the grid dot products summed over images, in blocks of images whose
+ * grids fit in L2 (256 KB): within a block each item (DOT_O rows x DOT_T taps of one input channel) sums
+ * all its images before one reduction across lanes; blocks follow in order. The same static split for
+ * every block keeps an item on one thread, so no two threads touch an element (and nowait is race-free),
+ * and the block size depends on the shapes only, not on the thread count. xg is the input grid (x_img,
+ * x_ch floats apart), dyg dy on a grid of the same row width (dy_img, dy_ch apart), q_len the positions
+ * to sum. */
 static void NN_L(grid_weight_grad)(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
-                             long dy_ch, const int *toff, int q_len, const nn_conv2d_params *p) {
+                                   long dy_ch, const int *toff, int q_len, const nn_conv2d_params *p) {
     const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
-    const int oblocks = (mg + DOT_O - 1) / DOT_O, tblocks = (kk + DOT_T - 1) / DOT_T;
-    const int items = G * oblocks * cg * tblocks;
+    const int items = G * ((mg + DOT_O - 1) / DOT_O) * cg * ((kk + DOT_T - 1) / DOT_T);
+    const long image_floats = (long)p->c_in * x_ch + (long)p->c_out * dy_ch;
+    const int per = image_floats >= 65536 ? 1 : (int)(65536 / image_floats);
     const double flops = 2.0 * p->n * p->c_out * cg * kk * q_len;
     (void)flops; /* read only by the OpenMP clause */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nn_threads()) if (flops >= 64.0 * NN_PARALLEL_MIN)
 #endif
-    for (int n = 0; n < p->n; n++) {
-        /* The same static split for every image keeps each block on its thread, so nowait is race-free. */
+    for (int n0 = 0; n0 < p->n; n0 += per) {
+        const int nimg = p->n - n0 < per ? p->n - n0 : per;
 #ifdef _OPENMP
 #pragma omp for schedule(static) nowait
 #endif
         for (int it = 0; it < items; it++)
-            NN_L(weight_grad_block)(dw, xg + n * x_img, x_ch, dyg + n * dy_img, dy_ch, toff, q_len, p, it);
+            NN_L(weight_grad_block)(dw, xg + n0 * x_img, x_img, x_ch, dyg + n0 * dy_img, dy_img, dy_ch, toff, q_len,
+                                    nimg, p, it);
     }
 }
 
