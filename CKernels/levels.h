@@ -8,7 +8,8 @@
  * its own section (.text.nn_baseline, .text.nn_avx2, .text.nn_avx512); code outside the last two must be
  * free of AVX, which `make test` checks with objdump. OpenMP's outlined loop bodies get neither attribute
  * (clang does not pass it on), so each `#pragma omp parallel for` body is one call to a per-item function.
- * clang only: the instances rely on `#pragma clang attribute`. */
+ * The AVX2 instance is tuned for Haswell-class scheduling: generic tuning spilled registers of conv2d's
+ * 16-register microkernel. clang only: the instances rely on `#pragma clang attribute`. */
 #ifndef NN_LEVEL_SOURCE
 #error "define NN_LEVEL_SOURCE as the family file's name before including levels.h"
 #endif
