@@ -362,45 +362,46 @@ static __attribute__((noinline)) void NN_L(micro_dispatch_taps)(int mr, int k, c
 /* dw[o*ldw + t] += sum over images i < nimg and q < len of dy_i[o*ldd + q] * x_i[toff[t] + q], for o < mo
  * and t < mt, where dy_i = dy + i*dy_img and x_i = x + i*x_img: lanes hold partial sums over all images in
  * a fixed order, so the result does not depend on who computes it, and each sum is reduced across lanes
- * once, not once per image (for LeNet's short rows the reductions cost as much as the products). */
+ * once, not once per image (for LeNet's short rows the reductions cost as much as the products). Narrow
+ * vectors (simd.h's vn): seven unaligned row loads feed twelve multiply-adds. */
 static inline __attribute__((always_inline)) void NN_L(dot_block)(const int mo, const int mt, int len, int nimg,
                                                                   const float *dy, long ldd, long dy_img,
                                                                   const float *x, long x_img, const int *toff,
                                                                   float *dw, long ldw) {
-    vf acc[DOT_O][DOT_T];
+    vn acc[DOT_O][DOT_T];
     float rest[DOT_O][DOT_T]; /* rows shorter than a vector: summed in scalars */
     for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) acc[o][t] = vsplat(0.0f), rest[o][t] = 0.0f;
-    const vi keep = viota() >= VW - len % VW; /* the tail's lanes not already summed */
+        for (int t = 0; t < mt; t++) acc[o][t] = vnsplat(0.0f), rest[o][t] = 0.0f;
+    const vni keep = vniota() >= VN - len % VN; /* the tail's lanes not already summed */
     for (int img = 0; img < nimg; img++, dy += dy_img, x += x_img) {
         const float *xt[DOT_T];
         for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
         int q = 0;
-        for (; q + VW <= len; q += VW) {
-            vf xv[DOT_T];
-            for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + q);
+        for (; q + VN <= len; q += VN) {
+            vn xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vnload(xt[t] + q);
             for (int o = 0; o < mo; o++) {
-                const vf d = vload(dy + o * ldd + q);
+                const vn d = vnload(dy + o * ldd + q);
                 for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
             }
         }
-        if (q < len && len >= VW) {
-            /* The last len - q positions: reload the final VW and zero the lanes already summed, rather
+        if (q < len && len >= VN) {
+            /* The last len - q positions: reload the final VN and zero the lanes already summed, rather
              * than a scalar loop whose dependent adds would cost as much as the vector part. */
-            vf xv[DOT_T];
-            for (int t = 0; t < mt; t++) xv[t] = vload(xt[t] + len - VW);
+            vn xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vnload(xt[t] + len - VN);
             for (int o = 0; o < mo; o++) {
-                const vf d = vselect(keep, vload(dy + o * ldd + len - VW), vsplat(0.0f));
+                const vn d = vnselect(keep, vnload(dy + o * ldd + len - VN), vnsplat(0.0f));
                 for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
             }
-        } else if (len < VW) {
+        } else if (len < VN) {
             for (int o = 0; o < mo; o++)
                 for (int t = 0; t < mt; t++)
                     for (int r = 0; r < len; r++) rest[o][t] += dy[o * ldd + r] * xt[t][r];
         }
     }
     for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) dw[o * ldw + t] += vhsum(acc[o][t]) + rest[o][t];
+        for (int t = 0; t < mt; t++) dw[o * ldw + t] += vnhsum(acc[o][t]) + rest[o][t];
 }
 
 static __attribute__((noinline)) void NN_L(dot_dispatch)(int mo, int mt, int len, int nimg, const float *dy, long ldd,

@@ -26,6 +26,13 @@ typedef int NN_L(vi_) __attribute__((vector_size(VW * 4)));
 #define viota NN_L(viota_)
 #define vselect NN_L(vselect_)
 #define vhsum NN_L(vhsum_)
+#define vn NN_L(vn_)
+#define vni NN_L(vni_)
+#define vnload NN_L(vnload_)
+#define vnsplat NN_L(vnsplat_)
+#define vniota NN_L(vniota_)
+#define vnselect NN_L(vnselect_)
+#define vnhsum NN_L(vnhsum_)
 #endif
 
 static inline vf vload(const float *p) { return *(const NN_L(vfu_) *)p; }
@@ -61,3 +68,35 @@ static inline float vhsum(vf v) {
 #endif
     return v[0];
 }
+
+/* The narrow vector: VN = min(VW, 8) floats, with the same helpers (vnload, vnsplat, vniota, vnselect,
+ * vnhsum). For loops that stream unaligned rows and do little arithmetic per load, such as conv2d's
+ * weight-gradient dot products: on Zen 4, whose 512-bit operations run as two 256-bit halves, 16-lane
+ * loads measured 5% slower there than 8-lane ones (every unaligned 64-byte load splits a cache line),
+ * while its 16-lane microkernels are faster. Below AVX-512 it is the full vector. */
+#undef VN
+#if VW > 8
+#define VN 8
+typedef float NN_L(vn_) __attribute__((vector_size(32)));
+typedef float NN_L(vnu_) __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int NN_L(vni_) __attribute__((vector_size(32)));
+static inline vn vnload(const float *p) { return *(const NN_L(vnu_) *)p; }
+static inline vn vnsplat(float s) { return (vn){s, s, s, s, s, s, s, s}; }
+static inline vni vniota(void) { return (vni){0, 1, 2, 3, 4, 5, 6, 7}; }
+static inline vn vnselect(vni mask, vn a, vn b) { return (vn)((mask & (vni)a) | (~mask & (vni)b)); }
+static inline float vnhsum(vn v) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3);
+    v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1);
+    return v[0];
+}
+#else
+#define VN VW
+typedef vf NN_L(vn_);
+typedef vi NN_L(vni_);
+static inline vn vnload(const float *p) { return vload(p); }
+static inline vn vnsplat(float s) { return vsplat(s); }
+static inline vni vniota(void) { return viota(); }
+static inline vn vnselect(vni mask, vn a, vn b) { return vselect(mask, a, b); }
+static inline float vnhsum(vn v) { return vhsum(v); }
+#endif
