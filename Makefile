@@ -1,11 +1,12 @@
 # Neuron: the two commands are `make demo` and `make test`; both install what is missing first.
 SHELL := /bin/bash
 DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev
-# -march=native: every build is made on the machine that runs it (CI builds from a fresh clone).
-ARCH_FLAGS := -march=native
-SWIFT_FLAGS := -c release -Xcc -fopenmp -Xcc $(ARCH_FLAGS)
+# OpenMP and the C optimisation flags come from Package.swift; no -march anywhere: the kernels choose
+# baseline, AVX2 or AVX-512 code at load time (CKernels/README.md), so a binary runs on any x86-64.
+SWIFT_FLAGS := -c release
 CC := clang
-CFLAGS := -O2 $(ARCH_FLAGS) -fopenmp -Wall -Wextra -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels
+# The same C flags as Package.swift's CKernels target.
+CFLAGS := -O2 -fopenmp -fno-math-errno -Wall -Wextra -std=c11 -D_GNU_SOURCE -ICKernels/include -ICKernels
 # clang adds -lomp for -fopenmp; Debian keeps that name under LLVM 14 (the soname, libomp.so.5, is on the loader path).
 LDLIBS := -L/usr/lib/llvm-14/lib -lopenblas -lm
 KERNEL_SRCS := $(wildcard CKernels/*.c)
@@ -17,7 +18,7 @@ CTESTS := $(patsubst Tests/CKernelTests/%.c,build/ctest/%,$(CTEST_SRCS))
 CTESTS_ASAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-asan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test swift-test ctest ctest-asan asan consumer bench bench-c compare clean
+.PHONY: deps build demo test swift-test ctest ctest-asan asan consumer isa-check cpu-levels qemu bench bench-c compare clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,7 +35,7 @@ demo: build
 	.build/release/neuron demo
 
 # Tests run on optimised code (release with testability) so the training tests stay fast.
-test: deps ctest swift-test consumer
+test: deps ctest isa-check swift-test consumer
 
 swift-test: deps
 	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing
@@ -60,17 +61,62 @@ build/ctest-asan/%: Tests/CKernelTests/%.c $(KERNEL_OBJS_ASAN) Tests/CKernelTest
 ctest: $(CTESTS)
 	@for t in $(CTESTS); do OMP_NUM_THREADS=1 $$t && OMP_NUM_THREADS=2 $$t || exit 1; done
 
+# The baseline code must not use AVX by accident. levels.h puts the AVX2 and AVX-512 instances of every
+# kernel in the sections .text.nn_avx2 and .text.nn_avx512; all other code (the baseline instance in
+# .text.nn_baseline, common code and OpenMP's outlined loop bodies in .text) must touch no ymm/zmm/opmask
+# register and use no VEX/EVEX-encoded instruction (a v-prefixed mnemonic).
+isa-check: $(KERNEL_OBJS)
+	@objdump -d --no-show-raw-insn $(KERNEL_OBJS) | awk ' \
+	  / file format / { file = $$1 } \
+	  /^Disassembly of section / { sec = $$4; sub(/:$$/, "", sec); next } \
+	  /^ +[0-9a-f]+:\t/ { \
+	    if (sec == ".text.nn_avx2" || sec == ".text.nn_avx512") { if ($$0 ~ /%[yz]mm/) wide++; next } \
+	    base++; if ($$0 ~ /%[yz]mm|%k[0-7]|:\tv[a-z0-9]+ /) { if (bad++ < 20) print "AVX outside the AVX sections: " file " " sec ": " $$0 } } \
+	  END { if (bad) { print bad " instructions"; exit 1 } \
+	        if (!wide) { print "isa-check: no AVX code found in .text.nn_avx2/.text.nn_avx512 (sections renamed?)"; exit 1 } \
+	        print "isa-check: " base " baseline instructions without AVX; " wide " ymm/zmm instructions, all in the AVX sections" }'
+
+# The C kernel suite under qemu's user-mode CPU models (slow, so not part of `make test`): Nehalem has no
+# AVX, so baseline code that used it would fault (SIGILL) and only the baseline level runs; `max` is
+# everything qemu's TCG emulates, AVX2+FMA but no AVX-512, so the baseline and AVX2 levels run. A request
+# for AVX-512 there is refused.
+QEMU := qemu-x86_64
+cpu-levels: $(CTESTS) | qemu
+	@for cpu in Nehalem:baseline max:avx2; do \
+	  model=$${cpu%%:*}; top=$${cpu##*:}; \
+	  for t in $(CTESTS); do \
+	    out=$$(OMP_NUM_THREADS=2 $(QEMU) -cpu $$model $$t) || { echo "$$out"; echo "$$t failed under -cpu $$model"; exit 1; }; \
+	    echo "[$$model] $$out"; \
+	    echo "$$out" | grep -q "levels baseline..$$top)" || { echo "$$t: expected levels up to $$top under -cpu $$model"; exit 1; }; \
+	  done; \
+	done
+	@NEURON_CPU=avx512 $(QEMU) -cpu max build/ctest/test_core 2>&1 >/dev/null | grep "refused"
+
+qemu:
+	@dpkg -s qemu-user >/dev/null 2>&1 || { SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user; }
+
 # The C kernel tests under AddressSanitizer with leak detection.
 ctest-asan: $(CTESTS_ASAN)
 	@for t in $(CTESTS_ASAN); do ASAN_OPTIONS=detect_leaks=1 $$t || exit 1; done
 
 # The Swift suite under AddressSanitizer (XCTest's own small leaks are why leaks are off here).
 asan: deps
-	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address -Xcc -fopenmp --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
 
-# Proves `import Neuron` works from another package.
+# Proves that `import Neuron` works from another package as a user would take it: Neuron (the committed
+# HEAD plus uncommitted changes to tracked files) is cloned into a temporary folder and tagged 0.1.0, and
+# Tests/Consumer, copied beside it, depends on it by version (`from: "0.1.0"`, a file URL) and is built
+# with a plain `swift build -c release`. The consumer fails unless OpenMP is on and the kernels run at
+# the best level this CPU has. CONSUMER_ARGS=--lenet-step also times a LeNet-5 training step.
 consumer: deps
-	cd Tests/Consumer && swift run -c release -Xcc -fopenmp --scratch-path ../../.build-consumer consumer
+	@set -e; tmp=$$(mktemp -d /tmp/neuron-consumer.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	rev=$$(git stash create); rev=$${rev:-HEAD}; \
+	git clone -q --no-checkout "$(CURDIR)" "$$tmp/Neuron"; \
+	git -C "$$tmp/Neuron" checkout -q --detach "$$rev" && git -C "$$tmp/Neuron" tag 0.1.0; \
+	cp -R Tests/Consumer "$$tmp/consumer"; \
+	cd "$$tmp/consumer" && env -u NEURON_CPU NEURON_PACKAGE_URL="file://$$tmp/Neuron" swift build -c release && \
+	env -u NEURON_CPU ./.build/release/consumer $(CONSUMER_ARGS)
 
 bench-c: build/bench/cbench
 	build/bench/cbench

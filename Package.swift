@@ -1,7 +1,8 @@
-// swift-tools-version: 6.0
-// The manifest stays free of unsafe flags so other packages can depend on Neuron by version
-// (SwiftPM refuses that for targets with `unsafeFlags`). OpenMP is switched on from the command
-// line (`-Xcc -fopenmp`, see the Makefile); without it the kernels build serial and say so at run time.
+// swift-tools-version: 6.2
+// 6.2 is the first tools version whose packages may carry `unsafeFlags` and still be depended on by
+// version (`from:`), so OpenMP and the kernels' optimisation live here and every consumer's plain
+// `swift build` gets them. No `-march`: one build runs on every x86-64, and the hot kernels pick
+// baseline, AVX2 or AVX-512 code at load time from CPUID (CKernels/README.md).
 import PackageDescription
 
 let package = Package(
@@ -18,8 +19,13 @@ let package = Package(
         .target(
             name: "CKernels",
             path: "CKernels",
-            
-            cSettings: [.define("NDEBUG", .when(configuration: .release))],
+            exclude: ["README.md"],
+            cSettings: [
+                .define("NDEBUG", .when(configuration: .release)),
+                // -O2 in debug builds too: a consumer's `swift build` should not get -O0 kernels.
+                // -fno-math-errno lets sqrtf and friends compile to instructions (and vectorise).
+                .unsafeFlags(["-fopenmp", "-O2", "-fno-math-errno"]),
+            ],
             linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("omp5"), .linkedLibrary("m")]
         ),
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.

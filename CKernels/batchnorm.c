@@ -3,7 +3,9 @@
  * Threads own blocks of whole channels, so every per-channel sum is one thread's double accumulator
  * running over (n, s) in a fixed order: results do not depend on the thread count, nor on the block size.
  * Blocks of several channels matter for S = 1 (BatchNorm1d on (N, C)): one channel alone would read a
- * strided column, while a block reads CHANNEL_BLOCK neighbours from each row. */
+ * strided column, while a block reads CHANNEL_BLOCK neighbours from each row. Built per instruction level
+ * (CKernels/README.md): each parallel loop runs one per-level function per block of channels. */
+#ifndef NN_LEVEL /* ---- common to every level ---- */
 #include "nn_internal.h"
 #include <math.h>
 
@@ -24,70 +26,27 @@ static long channel_block(long c) {
 
 static inline long min_long(long a, long b) { return a < b ? a : b; }
 
-/* y = fma(x, scale[k], shift[k]) for the nb channels starting at c0; y (N, C, S), x (N, C, S), scale, shift (nb).
- * Folding the statistics and the affine into one multiply-add per element is what PyTorch's CPU kernel does. */
-static void normalise_block(float *y, const float *x, const float *scale, const float *shift, long c0, long nb,
-                            long n, long c, long s) {
-    for (long i = 0; i < n; i++)
-        for (long k = 0; k < nb; k++) {
-            long base = (i * c + c0 + k) * s;
-            for (long t = 0; t < s; t++) y[base + t] = fmaf(x[base + t], scale[k], shift[k]);
-        }
+/* gamma and beta of the channels [c0, c0 + nb), or their defaults 1 and 0 when absent. Branching on the
+ * pointers once keeps the per-channel loops free of conditional loads, which vectorise into masked loads
+ * from a null pointer: legal, but qemu's emulation (make cpu-levels) faults on them. */
+static void affine_params(float *g, float *b, const float *gamma, const float *beta, long c0, long nb) {
+    for (long k = 0; k < nb; k++) g[k] = 1.0f, b[k] = 0.0f;
+    if (gamma)
+        for (long k = 0; k < nb; k++) g[k] = gamma[c0 + k];
+    if (beta)
+        for (long k = 0; k < nb; k++) b[k] = beta[c0 + k];
 }
+
+#define NN_LEVEL_SOURCE "batchnorm.c"
+#include "levels.h"
 
 /* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
 void nn_batchnorm_forward_train(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
                                 const float *x, const float *gamma, const float *beta,
                                 int n, int c, int s, float momentum, double eps) {
-    long m = (long)n * s;
     /* One value per channel has no variance; the Swift layer rejects it as PyTorch does. */
-    assert(y && mean && invstd && x && m > 1 && c >= 0 && (running_mean == NULL) == (running_var == NULL));
-    long block = channel_block(c), blocks = (c + block - 1) / block;
-    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
-    for (long blk = 0; blk < blocks; blk++) {
-        long c0 = blk * block, nb = min_long(block, c - c0);
-        double sum[CHANNEL_BLOCK] = {0}, dev[CHANNEL_BLOCK] = {0};
-        float mu[CHANNEL_BLOCK];
-        for (long i = 0; i < n; i++)
-            for (long k = 0; k < nb; k++) {
-                const float *row = x + (i * c + c0 + k) * s;
-                double acc = sum[k];
-                for (long t = 0; t < s; t++) acc += row[t];
-                sum[k] = acc;
-            }
-        for (long k = 0; k < nb; k++) mu[k] = (float)(sum[k] / (double)m);
-        /* Two passes: the variance from squared deviations does not cancel catastrophically as
-         * E[x^2] - E[x]^2 does when |mean| >> std. Each deviation is squared in float and summed in
-         * double, as PyTorch does. */
-        for (long i = 0; i < n; i++)
-            for (long k = 0; k < nb; k++) {
-                const float *row = x + (i * c + c0 + k) * s;
-                double acc = dev[k];
-                for (long t = 0; t < s; t++) {
-                    float d = row[t] - mu[k], sq = d * d;
-                    acc += sq;
-                }
-                dev[k] = acc;
-            }
-        float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
-        for (long k = 0; k < nb; k++) {
-            long ch = c0 + k;
-            float var_sum = (float)dev[k], var = var_sum / (float)m;
-            /* invstd is rounded to float before it meets gamma; 0 when var and eps are both 0. */
-            float istd = var != 0.0f || eps != 0.0f ? (float)(1.0 / sqrt((double)var + (double)eps)) : 0.0f;
-            float g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
-            mean[ch] = mu[k];
-            invstd[ch] = istd;
-            if (running_mean) {
-                running_mean[ch] = momentum * mu[k] + (1.0f - momentum) * running_mean[ch];
-                double unbiased = var_sum / (float)(m - 1);
-                running_var[ch] = (float)(momentum * unbiased + (double)((1.0f - momentum) * running_var[ch]));
-            }
-            scale[k] = istd * g;
-            shift[k] = fmaf(-mu[k], scale[k], b);
-        }
-        normalise_block(y, x, scale, shift, c0, nb, n, c, s);
-    }
+    assert(y && mean && invstd && x && (long)n * s > 1 && c >= 0 && (running_mean == NULL) == (running_var == NULL));
+    NN_DISPATCH(forward_train)(y, mean, invstd, running_mean, running_var, x, gamma, beta, n, c, s, momentum, eps);
 }
 
 /* y, x (N, C, S); mean, invstd, gamma, beta, running_mean, running_var (C). */
@@ -95,76 +54,17 @@ void nn_batchnorm_forward_eval(float *y, float *mean, float *invstd, const float
                                const float *beta, const float *running_mean, const float *running_var,
                                int n, int c, int s, float eps) {
     assert(y && x && running_mean && running_var && n >= 0 && c >= 0 && s >= 0);
-    long block = channel_block(c), blocks = (c + block - 1) / block;
-    NN_PARALLEL_FOR_IF(blocks > 1 && (long)n * c * s >= NN_PARALLEL_MIN)
-    for (long blk = 0; blk < blocks; blk++) {
-        long c0 = blk * block, nb = min_long(block, c - c0);
-        float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
-        for (long k = 0; k < nb; k++) {
-            long ch = c0 + k;
-            float istd = 1.0f / sqrtf(running_var[ch] + eps); /* in float, as PyTorch's eval path */
-            float g = gamma ? gamma[ch] : 1.0f, b = beta ? beta[ch] : 0.0f;
-            if (mean) mean[ch] = running_mean[ch];
-            if (invstd) invstd[ch] = istd;
-            scale[k] = istd * g;
-            shift[k] = fmaf(-running_mean[ch], scale[k], b);
-        }
-        normalise_block(y, x, scale, shift, c0, nb, n, c, s);
-    }
+    NN_DISPATCH(forward_eval)(y, mean, invstd, x, gamma, beta, running_mean, running_var, n, c, s, eps);
 }
 
 /* dx, dy, x (N, C, S); dgamma, dbeta, gamma, mean, invstd (C). */
 void nn_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                            const float *gamma, const float *mean, const float *invstd,
                            int n, int c, int s, int training) {
-    long m = (long)n * s;
     /* x only enters through the batch statistics (training) and xhat (dgamma). */
-    int need_x = training || dgamma != NULL, need_sums = need_x || dbeta != NULL;
-    assert(dy && mean && invstd && n >= 0 && c >= 0 && s >= 0 && (x || !need_x));
-    assert(!training || m > 1);
-    long block = channel_block(c), blocks = (c + block - 1) / block;
-    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
-    for (long blk = 0; blk < blocks; blk++) {
-        long c0 = blk * block, nb = min_long(block, c - c0);
-        /* sum_dy = sum(dy), sum_dyx = sum(dy * (x - mean)) per channel. */
-        double sum_dy[CHANNEL_BLOCK] = {0}, sum_dyx[CHANNEL_BLOCK] = {0};
-        if (need_sums)
-            for (long i = 0; i < n; i++)
-                for (long k = 0; k < nb; k++) {
-                    long base = (i * c + c0 + k) * s;
-                    double a = sum_dy[k], b = sum_dyx[k], mu = mean[c0 + k];
-                    if (need_x)
-                        for (long t = 0; t < s; t++) {
-                            a += dy[base + t];
-                            b += (double)dy[base + t] * (x[base + t] - mu);
-                        }
-                    else
-                        for (long t = 0; t < s; t++) a += dy[base + t];
-                    sum_dy[k] = a;
-                    sum_dyx[k] = b;
-                }
-        /* dx = k_dy dy + k_x (x - mean) + k_0: the training formula expanded; k_x = k_0 = 0 in eval mode. */
-        float k_dy[CHANNEL_BLOCK], k_x[CHANNEL_BLOCK], k_0[CHANNEL_BLOCK];
-        for (long k = 0; k < nb; k++) {
-            long ch = c0 + k;
-            double istd = invstd[ch], g = gamma ? gamma[ch] : 1.0;
-            if (dgamma) dgamma[ch] += (float)(sum_dyx[k] * istd);
-            if (dbeta) dbeta[ch] += (float)sum_dy[k];
-            k_dy[k] = (float)(g * istd);
-            k_x[k] = (float)(-g * istd * istd * istd * sum_dyx[k] / (double)m);
-            k_0[k] = (float)(-g * istd * sum_dy[k] / (double)m);
-        }
-        if (!dx) continue;
-        for (long i = 0; i < n; i++)
-            for (long k = 0; k < nb; k++) {
-                long base = (i * c + c0 + k) * s;
-                float mu = mean[c0 + k];
-                if (training)
-                    for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t] + k_x[k] * (x[base + t] - mu) + k_0[k];
-                else
-                    for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t];
-            }
-    }
+    assert(dy && mean && invstd && n >= 0 && c >= 0 && s >= 0 && (x || !(training || dgamma != NULL)));
+    assert(!training || (long)n * s > 1);
+    NN_DISPATCH(backward)(dx, dgamma, dbeta, dy, x, gamma, mean, invstd, n, c, s, training);
 }
 
 /* y, x (N, C, S); mean, invstd, running_mean, running_var, gamma, beta (C). */
@@ -236,3 +136,160 @@ void nn_batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, const flo
             }
     }
 }
+
+#else /* ---- per instruction level (levels.h compiles this part once per level) ---- */
+
+/* y = fma(x, scale[k], shift[k]) for the nb channels starting at c0; y (N, C, S), x (N, C, S), scale, shift (nb).
+ * Folding the statistics and the affine into one multiply-add per element is what PyTorch's CPU kernel does. */
+static void NN_L(normalise_block)(float *y, const float *x, const float *scale, const float *shift, long c0,
+                                  long nb, long n, long c, long s) {
+    for (long i = 0; i < n; i++)
+        for (long k = 0; k < nb; k++) {
+            long base = (i * c + c0 + k) * s;
+            for (long t = 0; t < s; t++) y[base + t] = fmaf(x[base + t], scale[k], shift[k]);
+        }
+}
+
+/* The channels [c0, c0 + nb) of nn_batchnorm_forward_train. */
+static void NN_L(train_block)(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
+                              const float *x, const float *gamma, const float *beta, long c0, long nb, long n,
+                              long c, long s, float momentum, double eps) {
+    const long m = n * s;
+    double sum[CHANNEL_BLOCK] = {0}, dev[CHANNEL_BLOCK] = {0};
+    float mu[CHANNEL_BLOCK];
+    for (long i = 0; i < n; i++)
+        for (long k = 0; k < nb; k++) {
+            const float *row = x + (i * c + c0 + k) * s;
+            double acc = sum[k];
+            for (long t = 0; t < s; t++) acc += row[t];
+            sum[k] = acc;
+        }
+    for (long k = 0; k < nb; k++) mu[k] = (float)(sum[k] / (double)m);
+    /* Two passes: the variance from squared deviations does not cancel catastrophically as
+     * E[x^2] - E[x]^2 does when |mean| >> std. Each deviation is squared in float and summed in
+     * double, as PyTorch does. */
+    for (long i = 0; i < n; i++)
+        for (long k = 0; k < nb; k++) {
+            const float *row = x + (i * c + c0 + k) * s;
+            double acc = dev[k];
+            for (long t = 0; t < s; t++) {
+                float d = row[t] - mu[k], sq = d * d;
+                acc += sq;
+            }
+            dev[k] = acc;
+        }
+    float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK], gk[CHANNEL_BLOCK], bk[CHANNEL_BLOCK];
+    affine_params(gk, bk, gamma, beta, c0, nb);
+    for (long k = 0; k < nb; k++) {
+        long ch = c0 + k;
+        float var_sum = (float)dev[k], var = var_sum / (float)m;
+        /* invstd is rounded to float before it meets gamma; 0 when var and eps are both 0. */
+        float istd = var != 0.0f || eps != 0.0f ? (float)(1.0 / sqrt((double)var + (double)eps)) : 0.0f;
+        mean[ch] = mu[k];
+        invstd[ch] = istd;
+        if (running_mean) {
+            running_mean[ch] = momentum * mu[k] + (1.0f - momentum) * running_mean[ch];
+            double unbiased = var_sum / (float)(m - 1);
+            running_var[ch] = (float)(momentum * unbiased + (double)((1.0f - momentum) * running_var[ch]));
+        }
+        scale[k] = istd * gk[k];
+        shift[k] = fmaf(-mu[k], scale[k], bk[k]);
+    }
+    NN_L(normalise_block)(y, x, scale, shift, c0, nb, n, c, s);
+}
+
+static void NN_L(forward_train)(float *y, float *mean, float *invstd, float *running_mean, float *running_var,
+                                const float *x, const float *gamma, const float *beta, int n, int c, int s,
+                                float momentum, double eps) {
+    long m = (long)n * s, block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++)
+        NN_L(train_block)(y, mean, invstd, running_mean, running_var, x, gamma, beta, blk * block,
+                          min_long(block, c - blk * block), n, c, s, momentum, eps);
+}
+
+/* The channels [c0, c0 + nb) of nn_batchnorm_forward_eval. */
+static void NN_L(eval_block)(float *y, float *mean, float *invstd, const float *x, const float *gamma,
+                             const float *beta, const float *running_mean, const float *running_var, long c0,
+                             long nb, long n, long c, long s, float eps) {
+    float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK], gk[CHANNEL_BLOCK], bk[CHANNEL_BLOCK];
+    affine_params(gk, bk, gamma, beta, c0, nb);
+    for (long k = 0; k < nb; k++) {
+        long ch = c0 + k;
+        float istd = 1.0f / sqrtf(running_var[ch] + eps); /* in float, as PyTorch's eval path */
+        if (mean) mean[ch] = running_mean[ch];
+        if (invstd) invstd[ch] = istd;
+        scale[k] = istd * gk[k];
+        shift[k] = fmaf(-running_mean[ch], scale[k], bk[k]);
+    }
+    NN_L(normalise_block)(y, x, scale, shift, c0, nb, n, c, s);
+}
+
+static void NN_L(forward_eval)(float *y, float *mean, float *invstd, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean, const float *running_var, int n, int c,
+                               int s, float eps) {
+    long block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)n * c * s >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++)
+        NN_L(eval_block)(y, mean, invstd, x, gamma, beta, running_mean, running_var, blk * block,
+                         min_long(block, c - blk * block), n, c, s, eps);
+}
+
+/* The channels [c0, c0 + nb) of nn_batchnorm_backward. */
+static void NN_L(backward_block)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                 const float *gamma, const float *mean, const float *invstd, long c0, long nb,
+                                 long n, long c, long s, int training) {
+    const long m = n * s;
+    const int need_x = training || dgamma != NULL, need_sums = need_x || dbeta != NULL;
+    /* sum_dy = sum(dy), sum_dyx = sum(dy * (x - mean)) per channel. */
+    double sum_dy[CHANNEL_BLOCK] = {0}, sum_dyx[CHANNEL_BLOCK] = {0};
+    if (need_sums)
+        for (long i = 0; i < n; i++)
+            for (long k = 0; k < nb; k++) {
+                long base = (i * c + c0 + k) * s;
+                double a = sum_dy[k], b = sum_dyx[k], mu = mean[c0 + k];
+                if (need_x)
+                    for (long t = 0; t < s; t++) {
+                        a += dy[base + t];
+                        b += (double)dy[base + t] * (x[base + t] - mu);
+                    }
+                else
+                    for (long t = 0; t < s; t++) a += dy[base + t];
+                sum_dy[k] = a;
+                sum_dyx[k] = b;
+            }
+    /* dx = k_dy dy + k_x (x - mean) + k_0: the training formula expanded; k_x = k_0 = 0 in eval mode. */
+    float k_dy[CHANNEL_BLOCK], k_x[CHANNEL_BLOCK], k_0[CHANNEL_BLOCK], gk[CHANNEL_BLOCK], bk[CHANNEL_BLOCK];
+    affine_params(gk, bk, gamma, NULL, c0, nb);
+    for (long k = 0; k < nb; k++) {
+        long ch = c0 + k;
+        double istd = invstd[ch], g = gk[k];
+        if (dgamma) dgamma[ch] += (float)(sum_dyx[k] * istd);
+        if (dbeta) dbeta[ch] += (float)sum_dy[k];
+        k_dy[k] = (float)(g * istd);
+        k_x[k] = (float)(-g * istd * istd * istd * sum_dyx[k] / (double)m);
+        k_0[k] = (float)(-g * istd * sum_dy[k] / (double)m);
+    }
+    if (!dx) return;
+    for (long i = 0; i < n; i++)
+        for (long k = 0; k < nb; k++) {
+            long base = (i * c + c0 + k) * s;
+            float mu = mean[c0 + k];
+            if (training)
+                for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t] + k_x[k] * (x[base + t] - mu) + k_0[k];
+            else
+                for (long t = 0; t < s; t++) dx[base + t] = k_dy[k] * dy[base + t];
+        }
+}
+
+static void NN_L(backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                           const float *gamma, const float *mean, const float *invstd, int n, int c, int s,
+                           int training) {
+    long m = (long)n * s, block = channel_block(c), blocks = (c + block - 1) / block;
+    NN_PARALLEL_FOR_IF(blocks > 1 && m * c >= NN_PARALLEL_MIN)
+    for (long blk = 0; blk < blocks; blk++)
+        NN_L(backward_block)(dx, dgamma, dbeta, dy, x, gamma, mean, invstd, blk * block,
+                             min_long(block, c - blk * block), n, c, s, training);
+}
+
+#endif

@@ -23,7 +23,11 @@
  * and on the OpenMP copies between them; the grid kernels run as one OpenMP loop of independent tiles.
  * The grid and depthwise kernels own whole outputs per thread (output tiles; blocks of dw, whose images
  * are summed in order), so their results are bit-identical for any thread count. OpenBLAS is only called
- * in the im2col path, between OpenMP loops and never inside one: its pthread build runs its own threads. */
+ * in the im2col path, between OpenMP loops and never inside one: its pthread build runs its own threads.
+ * Built per instruction level (CKernels/README.md): the microkernels are written over simd.h's `vf` (VW
+ * floats: 4, 8 or 16), so a tile is NR = 3*VW grid positions wide at every level, and every parallel loop
+ * runs one per-level call per tile, plane, row or block. */
+#ifndef NN_LEVEL /* ---- common to every level ---- */
 #include "nn_internal.h"
 #include <limits.h>
 #include <string.h>
@@ -56,135 +60,18 @@ static void check_params(const nn_conv2d_params *p) {
     assert(nn_conv2d_out_h(p) >= 1 && nn_conv2d_out_w(p) >= 1);
 }
 
-/* ---- microkernels ---------------------------------------------------------------------------------- */
-
-/* Eight floats: one AVX register (on AVX-512 machines too; the kernels are written for 16 registers).
- * Built without AVX (no -march) they still work, as pairs of SSE registers; the compiler's warning that
- * such vectors change the calling convention does not concern these file-local functions. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8 __attribute__((vector_size(32)));
-/* Every access to float arrays goes through this type: it may alias float and need not be aligned. */
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
-typedef int v8i __attribute__((vector_size(32)));
-static inline v8 load8(const float *p) { return *(const v8u *)p; }
-static inline void store8(float *p, v8 v) { *(v8u *)p = v; }
-static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
-static inline float hsum8(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
-
+/* Tile shapes. MR and the dot blocks are the same at every level; a tile's width NR is NV registers of
+ * the level's VW floats (simd.h), and KC keeps an NR*KC panel at 18 KB, inside L1. */
 enum {
     MR = 4,       /* output rows (channels) per microkernel call */
-    NV = 3,       /* registers of output positions per row */
-    NR = 8 * NV,  /* output grid positions per tile */
-    KC = 192,     /* k-rows per packed panel: NR*KC floats (18 KB) stay in L1 beside a slice of A */
-    RB = 64,      /* output rows whose tile is accumulated on the stack across panels (6 KB) */
+    RB = 64,      /* output rows whose tile is accumulated on the stack across panels */
     MAX_TAPS = 256,
     DOT_O = 4,    /* dw rows per dot block */
     DOT_T = 3,    /* dw taps per dot block */
 };
-
-/* c (mr, 8*nv), rows NR apart, (+)= sum over k of a[k*lda + r] * b[k*ldb + 0..8*nv): A packed k-major,
- * B a panel or rows of the source; `more` adds to c (a later panel of the same tile) instead of
- * overwriting it.
- * Twelve accumulators fed by three loads of B and four broadcasts per k: on Zen 3 this shape measured
- * 30 of 32 flops per cycle, 6x16 26. `mr` and `nv` are constants in every expansion. */
-static inline __attribute__((always_inline)) void micro_tile(const int mr, const int nv, int k, const float *a,
-                                                             long lda, const float *b, long ldb, float *c,
-                                                             int more, const int *koff) {
-    v8 acc[MR][NV];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = more ? load8(c + r * NR + 8 * v) : splat8(0.0f);
-    for (; k > 0; k--, a += lda, b += ldb) {
-        v8 bv[NV];
-        const float *bk = koff ? b + *koff++ : b; /* with koff (and ldb 0), row k is read at b + koff[k] */
-        for (int v = 0; v < nv; v++) bv[v] = load8(bk + 8 * v);
-        for (int r = 0; r < mr; r++) {
-            const v8 s = splat8(a[r]);
-            for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) store8(c + r * NR + 8 * v, acc[r][v]);
-}
-
-/* One expansion per (rows, registers) shape: partial tiles at the edges get their own straight-line code. */
-static void micro_dispatch(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
-                           int more) {
-#define NN_MICRO_CASE(r, v) case (r) * 4 + (v): micro_tile(r, v, k, a, lda, b, ldb, c, more, NULL); break;
-    switch (mr * 4 + nv) {
-    NN_MICRO_CASE(4, 3) NN_MICRO_CASE(4, 2) NN_MICRO_CASE(4, 1)
-    NN_MICRO_CASE(3, 3) NN_MICRO_CASE(3, 2) NN_MICRO_CASE(3, 1)
-    NN_MICRO_CASE(2, 3) NN_MICRO_CASE(2, 2) NN_MICRO_CASE(2, 1)
-    NN_MICRO_CASE(1, 3) NN_MICRO_CASE(1, 2)
-    default: micro_tile(1, 1, k, a, lda, b, ldb, c, more, NULL); break;
-    }
-#undef NN_MICRO_CASE
-}
-
-/* The same tiles with B read in place: row k of the tile is b + koff[k] (whole tiles only). */
-static void micro_dispatch_taps(int mr, int k, const float *a, long lda, const float *b, const int *koff, float *c,
-                                int more) {
-    switch (mr) {
-    case 4: micro_tile(4, NV, k, a, lda, b, 0, c, more, koff); break;
-    case 3: micro_tile(3, NV, k, a, lda, b, 0, c, more, koff); break;
-    case 2: micro_tile(2, NV, k, a, lda, b, 0, c, more, koff); break;
-    default: micro_tile(1, NV, k, a, lda, b, 0, c, more, koff); break;
-    }
-}
-
-/* dw[o*ldw + t] += sum over q < len of dy[o*ldd + q] * x[toff[t] + q], for o < mo and t < mt: lanes hold
- * partial sums in a fixed order, so the result does not depend on who computes it. */
-static inline __attribute__((always_inline)) void dot_block(const int mo, const int mt, int len, const float *dy,
-                                                            long ldd, const float *x, const int *toff, float *dw,
-                                                            long ldw) {
-    v8 acc[DOT_O][DOT_T];
-    for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) acc[o][t] = splat8(0.0f);
-    const float *xt[DOT_T];
-    for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
-    int q = 0;
-    for (; q + 8 <= len; q += 8) {
-        v8 xv[DOT_T];
-        for (int t = 0; t < mt; t++) xv[t] = load8(xt[t] + q);
-        for (int o = 0; o < mo; o++) {
-            const v8 d = load8(dy + o * ldd + q);
-            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
-        }
-    }
-    if (q < len && len >= 8) {
-        /* The last len - q positions: reload the final eight and zero the lanes already summed, rather
-         * than a scalar loop whose dependent adds would cost as much as the vector part. */
-        const int back = q + 8 - len;
-        const v8i keep = (v8i){0, 1, 2, 3, 4, 5, 6, 7} >= back;
-        v8 xv[DOT_T];
-        for (int t = 0; t < mt; t++) xv[t] = load8(xt[t] + len - 8);
-        for (int o = 0; o < mo; o++) {
-            const v8 d = (v8)((v8i)load8(dy + o * ldd + len - 8) & keep);
-            for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
-        }
-        q = len;
-    }
-    for (int o = 0; o < mo; o++)
-        for (int t = 0; t < mt; t++) {
-            float s = hsum8(acc[o][t]);
-            for (int r = q; r < len; r++) s += dy[o * ldd + r] * xt[t][r];
-            dw[o * ldw + t] += s;
-        }
-}
-
-static void dot_dispatch(int mo, int mt, int len, const float *dy, long ldd, const float *x, const int *toff,
-                         float *dw, long ldw) {
-#define NN_DOT_CASE(o, t) case (o) * 8 + (t): dot_block(o, t, len, dy, ldd, x, toff, dw, ldw); break;
-    switch (mo * 8 + mt) {
-    NN_DOT_CASE(4, 3) NN_DOT_CASE(4, 2) NN_DOT_CASE(4, 1)
-    NN_DOT_CASE(3, 3) NN_DOT_CASE(3, 2) NN_DOT_CASE(3, 1)
-    NN_DOT_CASE(2, 3) NN_DOT_CASE(2, 2) NN_DOT_CASE(2, 1)
-    NN_DOT_CASE(1, 3) NN_DOT_CASE(1, 2)
-    default: dot_block(1, 1, len, dy, ldd, x, toff, dw, ldw); break;
-    }
-#undef NN_DOT_CASE
-}
-
-/* ---- the grid path (stride 1) ----------------------------------------------------------------------- */
+#define NV 3              /* registers of output positions per row */
+#define NR (VW * NV)      /* output grid positions per tile */
+#define KC (4608 / NR)    /* k-rows per packed panel */
 
 /* out (rows per group, out_h, out_w) per image = A * taps of src, for every image and group:
  * out[n, g*rows + r, oy, ox] = bias + sum over ch < chans, t < kk of
@@ -208,169 +95,16 @@ typedef struct {
 
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
-/* A of every group in blocks of MR rows, each k-major: block b of group g holds
- * A(g, b*MR + r, k / kk, k % kk) at [(g*blocks + b)*K + k]*MR + r (zero past the last row), K = chans*kk.
- * The microkernel then reads its broadcasts for one k from MR consecutive floats. */
-static void pack_a(const grid_conv *g) {
-    const int K = g->chans * g->kk, rows = round_up(g->rows, MR);
-    for (int grp = 0; grp < g->groups; grp++)
-        for (int r = 0; r < rows; r++) {
-            const float *a = g->a + grp * g->a_grp + r * g->lda;
-            float *d = g->a_packed + ((long)grp * rows + r / MR * MR) * K + r % MR;
-            for (int ch = 0; ch < g->chans; ch++)
-                for (int t = 0; t < g->kk; t++, d += MR) *d = r < g->rows ? a[ch * g->a_ch + t] : 0.0f;
-        }
-}
-
 /* Where a tile's nr grid positions from q0 land in the output: runs of valid columns. */
 typedef struct { int j, len; long at; } tile_run;
 
-static int tile_runs(const grid_conv *g, int q0, int nr, int q_end, tile_run *runs) {
-    int count = 0;
-    for (int q = q0; q < q0 + nr && q < q_end;) {
-        const int oy = q / g->grid_w, ox = q % g->grid_w;
-        const int row_end = q - ox + g->grid_w; /* first position of the next grid row */
-        if (ox < g->out_w) {
-            const int len = g->out_w - ox < q0 + nr - q ? g->out_w - ox : q0 + nr - q;
-            const long at = (long)oy * g->out_w + ox;
-            tile_run *last = count > 0 ? &runs[count - 1] : NULL;
-            if (last && last->j + last->len == q - q0 && last->at + last->len == at) /* nothing dropped between */
-                last->len += len;
-            else
-                runs[count++] = (tile_run){q - q0, len, at};
-        }
-        q = row_end;
-    }
-    return count;
-}
-
-/* Writes rows [0, mr) of a computed tile c (rows NR apart) into out (rows plane floats apart), plus bias. */
-static void tile_store(float *out, long plane, const float *c, int mr, const tile_run *runs, int nruns,
-                       const float *bias) {
-    if (nruns == 1 && runs[0].len == NR) { /* the common whole tile: three vector copies per row */
-        for (int r = 0; r < mr; r++) {
-            const v8 b0 = splat8(bias ? bias[r] : 0.0f);
-            float *d = out + r * plane + runs[0].at;
-            for (int v = 0; v < NV; v++) store8(d + 8 * v, load8(c + r * NR + 8 * v) + b0);
-        }
-        return;
-    }
-    for (int r = 0; r < mr; r++) {
-        float *o = out + r * plane;
-        const float *cr = c + r * NR;
-        const float b0 = bias ? bias[r] : 0.0f;
-        for (int s = 0; s < nruns; s++) {
-            float *d = o + runs[s].at;
-            const float *v = cr + runs[s].j;
-            int k = 0;
-            for (; k + 8 <= runs[s].len; k += 8) store8(d + k, load8(v + k) + splat8(b0));
-            for (; k < runs[s].len; k++) d[k] = v[k] + b0;
-        }
-    }
-}
-
-/* B panel of width 8*nv for k-rows [k0, k0 + kc) of a tile whose first read is src[at]: panel[k - k0][j] =
- * src[at + ch*src_ch + toff[t] + j] for k = ch*kk + t. `checked` reads zero past the end of the source;
- * otherwise `ahead` (the next tile lies inside the source) prefetches the next tile's rows. */
-static void pack_b(float *panel, const grid_conv *g, long at, int k0, int kc, int nv, int checked, int ahead) {
-    int ch = k0 / g->kk, t = k0 % g->kk;
-    for (int k = 0; k < kc; k++, panel += 8 * nv) {
-        const long o = at + ch * g->src_ch + g->toff[t];
-        if (!checked) {
-            for (int v = 0; v < nv; v++) store8(panel + 8 * v, load8(g->src + o + 8 * v));
-            /* The next tile reads the next NR floats of the same rows: too many streams for the hardware
-             * prefetcher (one per channel and tap), so ask for them while this tile computes. */
-            if (ahead) {
-                __builtin_prefetch(g->src + o + NR);
-                __builtin_prefetch(g->src + o + 2 * NR - 1);
-            }
-        } else {
-            for (int j = 0; j < 8 * nv; j++) panel[j] = o + j < g->src_len ? g->src[o + j] : 0.0f;
-        }
-        if (++t == g->kk) { t = 0; ch++; }
-    }
-}
-
-static void grid_conv_run(const grid_conv *g) {
-    const int q_end = (g->out_h - 1) * g->grid_w + g->out_w;
-    const int tiles = (q_end + NR - 1) / NR, K = g->chans * g->kk;
-    const long items = (long)g->n * g->groups * tiles;
-    const long plane = (long)g->out_h * g->out_w;
-    int max_toff = 0;
-    for (int t = 0; t < g->kk; t++) max_toff = g->toff[t] > max_toff ? g->toff[t] : max_toff;
-    pack_a(g);
-    /* koff[k] = where k-row k = (channel, tap) of a tile starts relative to the tile's first read. */
-    enum { KOFF_MAX = 4608 }; /* 512 channels of 3x3 */
-    int koff[KOFF_MAX];
-    const int use_koff = g->kk > 1 && K <= KOFF_MAX &&
-                         (long)(g->chans - 1) * g->src_ch + max_toff + NR < 2147483647L;
-    if (use_koff)
-        for (int k = 0; k < K; k++) koff[k] = (int)(k / g->kk * g->src_ch + g->toff[k % g->kk]);
-    const double flops = 2.0 * items * NR * g->rows * K;
-    (void)flops; /* read only by the OpenMP clause */
-    NN_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
-    for (long it = 0; it < items; it++) {
-        const int tile = (int)(it % tiles), grp = (int)(it / tiles % g->groups), n = (int)(it / tiles / g->groups);
-        /* The last tile narrows to the registers it needs. */
-        const int q0 = tile * NR, nv = q_end - q0 < NR ? (q_end - q0 + 7) / 8 : NV;
-        tile_run runs[NR];
-        const int nruns = tile_runs(g, q0, 8 * nv, q_end, runs);
-        const long at = n * g->src_img + (long)grp * g->chans * g->src_ch + q0;
-        /* Only dropped positions read past the last channel of an image; at the end of the source that
-         * would leave the buffer, so the last tiles copy with a bounds check (the values do not matter). */
-        const long reach = at + (g->chans - 1) * g->src_ch + max_toff;
-        const int checked = reach + 8 * nv > g->src_len, ahead = reach + 2 * NR <= g->src_len;
-        const float *a = g->a_packed + (long)grp * K * round_up(g->rows, MR);
-        float *out = g->out + ((long)n * g->groups + grp) * g->rows * plane;
-        const float *bias = g->bias ? g->bias + grp * g->rows : NULL;
-        float panel[KC * NR] __attribute__((aligned(32)));
-        float c[RB * NR] __attribute__((aligned(32)));
-        /* A pointwise tile's rows are already contiguous rows of the source: the microkernel reads them in
-         * place instead of from a copy. */
-        const int direct = g->kk == 1 && !checked;
-        const int taps = use_koff && !direct && !checked && nv == NV;
-        const float *b = direct ? g->src + at : panel;
-        const long ldb = direct ? g->src_ch : 8 * nv;
-        /* Rows in groups whose tile fits the stack; a group with more than one panel of k re-packs B. */
-        for (int rb = 0; rb < g->rows; rb += RB) {
-            const int nrows = g->rows - rb < RB ? g->rows - rb : RB;
-            for (int k0 = 0; k0 < K; k0 += KC) {
-                const int kc = K - k0 < KC ? K - k0 : KC;
-                if (!direct && !taps && (rb == 0 || K > KC)) pack_b(panel, g, at, k0, kc, nv, checked, ahead);
-                for (int r0 = 0; r0 < nrows; r0 += MR) {
-                    const int mr = nrows - r0 < MR ? nrows - r0 : MR;
-                    if (taps)
-                        micro_dispatch_taps(mr, kc, a + ((long)(rb + r0) * K + k0 * MR), MR, g->src + at, koff + k0,
-                                            c + r0 * NR, k0 > 0);
-                    else
-                        micro_dispatch(mr, nv, kc, a + ((long)(rb + r0) * K + k0 * MR), MR,
-                                       direct ? b + k0 * ldb : b, ldb, c + r0 * NR, k0 > 0);
-                }
-            }
-            tile_store(out + rb * plane, plane, c, nrows, runs, nruns, bias ? bias + rb : NULL);
-        }
-    }
-}
-
-/* dst planes (dst_h, dst_w), dst_plane floats apart, = zeros with the src plane (h, w) placed at
- * (top, left). One plane per iteration. */
-static void pad_planes(float *dst, long dst_plane, int dst_h, int dst_w, const float *src, int planes, int h, int w,
-                       int top, int left) {
-    assert(top >= 0 && left >= 0 && top + h <= dst_h && left + w <= dst_w);
-    NN_PARALLEL_FOR_IF((size_t)planes * dst_plane >= NN_PARALLEL_MIN)
-    for (int pl = 0; pl < planes; pl++) {
-        float *d = dst + pl * dst_plane;
-        const float *s = src + (long)pl * h * w;
-        memset(d, 0, (size_t)top * dst_w * sizeof(float));
-        for (int y = 0; y < h; y++) {
-            float *row = d + (long)(top + y) * dst_w;
-            memset(row, 0, (size_t)left * sizeof(float));
-            memcpy(row + left, s + (long)y * w, (size_t)w * sizeof(float));
-            memset(row + left + w, 0, (size_t)(dst_w - left - w) * sizeof(float));
-        }
-        memset(d + (long)(top + h) * dst_w, 0, (size_t)(dst_h - top - h) * dst_w * sizeof(float));
-    }
-}
+/* What one run of the grid kernel shares between its tiles. */
+typedef struct {
+    const grid_conv *g;
+    int q_end, tiles, K, max_toff;
+    long plane;          /* output floats per channel */
+    const int *koff;     /* k-row offsets for tiles read in place, or null */
+} grid_tiles;
 
 /* The stride-1 geometry every grid kernel shares. */
 typedef struct {
@@ -434,8 +168,6 @@ static grid_space grid_workspace(const nn_conv2d_params *p, const grid_geom *g, 
     return s;
 }
 
-/* ---- im2col / col2im (the general path) -------------------------------------------------------------- */
-
 /* Output positions o in [*lo, *hi) whose input coordinate o*stride + off falls inside [0, size): the
  * taps that read pixels rather than padding. Empty ranges come back as lo == hi. */
 static inline void tap_range(int off, int stride, int size, int out, int *lo, int *hi) {
@@ -459,152 +191,6 @@ static inline tap_window tap_at(const nn_conv2d_params *p, int i, int j, int oh,
     return t;
 }
 
-/* col (C_in*KH*KW, OH*OW) from one image x (C_in, H, W): row (c*KH + i)*KW + j holds the pixels tap
- * (i, j) of channel c reads, zero where it reads padding. Rows are independent: split over threads. */
-static void im2col(float *col, const float *x, const nn_conv2d_params *p, int oh, int ow) {
-    const int kk = p->kh * p->kw, rows = p->c_in * kk, sw = p->stride_w;
-    const size_t plane = (size_t)oh * ow;
-    NN_PARALLEL_FOR_IF(rows * plane >= NN_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++) {
-        const int c = r / kk, i = r % kk / p->kw, j = r % p->kw;
-        const tap_window t = tap_at(p, i, j, oh, ow);
-        const float *xc = x + (size_t)c * p->h * p->w;
-        float *dst = col + r * plane;
-        memset(dst, 0, (size_t)t.y0 * ow * sizeof(float));
-        for (int oy = t.y0; oy < t.y1; oy++) {
-            float *d = dst + (size_t)oy * ow;
-            const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
-            for (int ox = 0; ox < t.x0; ox++) d[ox] = 0.0f;
-            if (sw == 1) memcpy(d + t.x0, s + t.x0, (size_t)(t.x1 - t.x0) * sizeof(float));
-            else for (int ox = t.x0; ox < t.x1; ox++) d[ox] = s[ox * sw];
-            for (int ox = t.x1; ox < ow; ox++) d[ox] = 0.0f;
-        }
-        memset(dst + (size_t)t.y1 * ow, 0, (size_t)(oh - t.y1) * ow * sizeof(float));
-    }
-}
-
-/* dx (C_in, H, W) = the adjoint of im2col applied to dcol (C_in*KH*KW, OH*OW): every column entry added
- * back onto the pixel it was copied from. A thread owns whole channels, so taps are summed in the same
- * order for any thread count. */
-static void col2im(float *dx, const float *dcol, const nn_conv2d_params *p, int oh, int ow) {
-    const int kk = p->kh * p->kw, sw = p->stride_w;
-    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
-    NN_PARALLEL_FOR_IF(p->c_in * kk * plane >= NN_PARALLEL_MIN)
-    for (int c = 0; c < p->c_in; c++) {
-        float *dxc = dx + c * img;
-        memset(dxc, 0, img * sizeof(float));
-        for (int t_ = 0; t_ < kk; t_++) {
-            const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
-            const float *src = dcol + ((size_t)c * kk + t_) * plane;
-            for (int oy = t.y0; oy < t.y1; oy++) {
-                const float *s = src + (size_t)oy * ow;
-                float *d = dxc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
-                for (int ox = t.x0; ox < t.x1; ox++) d[ox * sw] += s[ox];
-            }
-        }
-    }
-}
-
-/* ---- depthwise: one (image, channel) plane per iteration ----------------------------------------------- */
-
-/* y (N, C, OH, OW) from x (N, C, H, W), w (C, 1, KH, KW), bias (C) or null. */
-static void depthwise_forward(float *y, const float *x, const float *w, const float *bias,
-                              const nn_conv2d_params *p, int oh, int ow) {
-    const int kk = p->kh * p->kw, planes = p->n * p->c_in, sw = p->stride_w;
-    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
-    NN_PARALLEL_FOR_IF((size_t)planes * plane * kk >= NN_PARALLEL_MIN)
-    for (int nc = 0; nc < planes; nc++) {
-        const int c = nc % p->c_in;
-        const float *xc = x + nc * img, *wc = w + c * kk;
-        float *yc = y + nc * plane;
-        const float b0 = bias ? bias[c] : 0.0f;
-        for (size_t q = 0; q < plane; q++) yc[q] = b0;
-        for (int t_ = 0; t_ < kk; t_++) {
-            const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
-            const float wv = wc[t_];
-            for (int oy = t.y0; oy < t.y1; oy++) {
-                const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
-                float *d = yc + (size_t)oy * ow;
-                for (int ox = t.x0; ox < t.x1; ox++) d[ox] += wv * s[ox * sw];
-            }
-        }
-    }
-}
-
-/* dx (N, C, H, W) written, dw (C, 1, KH, KW) accumulated, from dy (N, C, OH, OW), x, w. Two race-free
- * passes: dx over (image, channel) planes, dw over channels with images summed in order. */
-static void depthwise_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                               const nn_conv2d_params *p, int oh, int ow) {
-    const int kk = p->kh * p->kw, C = p->c_in, sw = p->stride_w;
-    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
-    const size_t work = (size_t)p->n * C * plane * kk;
-    (void)work; /* read only by the OpenMP clauses */
-    if (dx) {
-        NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
-        for (int nc = 0; nc < p->n * C; nc++) {
-            const float *dyc = dy + nc * plane, *wc = w + nc % C * kk;
-            float *dxc = dx + nc * img;
-            memset(dxc, 0, img * sizeof(float));
-            for (int t_ = 0; t_ < kk; t_++) {
-                const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
-                const float wv = wc[t_];
-                for (int oy = t.y0; oy < t.y1; oy++) {
-                    const float *s = dyc + (size_t)oy * ow;
-                    float *d = dxc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
-                    for (int ox = t.x0; ox < t.x1; ox++) d[ox * sw] += wv * s[ox];
-                }
-            }
-        }
-    }
-    if (dw) {
-        NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
-        for (int c = 0; c < C; c++) {
-            for (int t_ = 0; t_ < kk; t_++) {
-                const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
-                double acc = 0.0;
-                for (int n = 0; n < p->n; n++) {
-                    const float *dyc = dy + ((size_t)n * C + c) * plane, *xc = x + ((size_t)n * C + c) * img;
-                    for (int oy = t.y0; oy < t.y1; oy++) {
-                        const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
-                        const float *g = dyc + (size_t)oy * ow;
-                        float row = 0.0f;
-                        for (int ox = t.x0; ox < t.x1; ox++) row += g[ox] * s[ox * sw];
-                        acc += row;
-                    }
-                }
-                dw[c * kk + t_] += (float)acc;
-            }
-        }
-    }
-}
-
-/* ---- shared by every path -------------------------------------------------------------------------------- */
-
-/* y (N, C_out, OH*OW) += bias (C_out), one (image, channel) row per iteration. */
-static void add_bias(float *y, const float *bias, int n, int c_out, size_t plane) {
-    NN_PARALLEL_FOR_IF((size_t)n * c_out * plane >= NN_PARALLEL_MIN)
-    for (int r = 0; r < n * c_out; r++) {
-        float *row = y + r * plane;
-        const float b0 = bias[r % c_out];
-        for (size_t q = 0; q < plane; q++) row[q] += b0;
-    }
-}
-
-/* db (C_out) += sum of dy (N, C_out, OH*OW) over images and positions, in double, images in order. */
-static void bias_grad(float *db, const float *dy, int n, int c_out, size_t plane) {
-    NN_PARALLEL_FOR_IF((size_t)n * c_out * plane >= NN_PARALLEL_MIN)
-    for (int o = 0; o < c_out; o++) {
-        double acc = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *row = dy + ((size_t)i * c_out + o) * plane;
-            float s = 0.0f;
-            for (size_t q = 0; q < plane; q++) s += row[q];
-            acc += s;
-        }
-        db[o] += (float)acc;
-    }
-}
-
 size_t nn_conv2d_workspace_size(const nn_conv2d_params *p) {
     check_params(p);
     if (is_depthwise(p)) return 0;
@@ -616,6 +202,9 @@ size_t nn_conv2d_workspace_size(const nn_conv2d_params *p) {
     return g.dx_ok || grid > cols ? grid : cols; /* without dx_ok, backward's dx takes the im2col path */
 }
 
+#define NN_LEVEL_SOURCE "conv2d.c"
+#include "levels.h"
+
 /* ---- public kernels ---------------------------------------------------------------------------------------- */
 
 /* y (N, C_out, OH, OW); x (N, C_in, H, W); w (C_out, C_in/groups, KH, KW); bias (C_out) or null;
@@ -624,77 +213,7 @@ void nn_conv2d_forward(float *y, const float *x, const float *w, const float *bi
                        const nn_conv2d_params *p) {
     check_params(p);
     assert(y && x && w);
-    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), kk = p->kh * p->kw;
-    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, plane = oh * ow;
-    if (p->n == 0 || p->c_out == 0) return;
-    if (p->c_in == 0 || p->h == 0 || p->w == 0) { /* nothing to sum: every output is its bias */
-        memset(y, 0, (size_t)p->n * p->c_out * plane * sizeof(float));
-        if (bias) add_bias(y, bias, p->n, p->c_out, plane);
-        return;
-    }
-    if (is_depthwise(p)) {
-        depthwise_forward(y, x, w, bias, p, oh, ow);
-        return;
-    }
-    if (grid_path(p)) {
-        const grid_geom gm = grid_geometry(p);
-        const grid_space s = grid_workspace(p, &gm, 1, 0, 0);
-        const float *src = x;
-        assert(workspace);
-        if (gm.x_copy) {
-            pad_planes(workspace + s.a, (long)gm.xh * gm.xw, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w,
-                       p->pad_top, p->pad_left);
-            src = workspace + s.a;
-        }
-        int toff[MAX_TAPS];
-        tap_offsets(toff, p, gm.xw, 0);
-        const long xplane = (long)gm.xh * gm.xw;
-        const grid_conv g = {src, (long)p->n * p->c_in * xplane, p->c_in * xplane, xplane, gm.xw, kk, toff,
-                             w, (long)mg * cg * kk, (long)cg * kk, kk, mg, cg, G, p->n, y, oh, ow, bias, workspace};
-        grid_conv_run(&g);
-        return;
-    }
-    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
-    const int kg = cg * kk;
-    assert(workspace);
-    for (int n = 0; n < p->n; n++) {
-        im2col(workspace, x + n * img, p, oh, ow);
-        for (int g = 0; g < G; g++)
-            nn_sgemm(0, 0, mg, plane, kg, 1.0f, w + (size_t)g * mg * kg, kg, workspace + (size_t)g * kg * plane,
-                     plane, 0.0f, y + n * out_img + (size_t)g * mg * plane, plane);
-    }
-    if (bias) add_bias(y, bias, p->n, p->c_out, plane);
-}
-
-/* dw (C_out, C_in/groups, KH, KW) += sum over images, in order, of the grid dot products. A block of
- * DOT_O rows x DOT_T taps of one input channel belongs to one thread for every image, so no two threads
- * touch an element and each element sums its images in order. xg is the input grid (x_img, x_ch floats
- * apart), dyg dy on a grid of the same row width (dy_img, dy_ch apart), q_len the positions to sum. */
-static void grid_weight_grad(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
-                             long dy_ch, const int *toff, int q_len, const nn_conv2d_params *p) {
-    const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
-    const int oblocks = (mg + DOT_O - 1) / DOT_O, tblocks = (kk + DOT_T - 1) / DOT_T;
-    const int items = G * oblocks * cg * tblocks;
-    const double flops = 2.0 * p->n * p->c_out * cg * kk * q_len;
-    (void)flops; /* read only by the OpenMP clause */
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nn_threads()) if (flops >= 64.0 * NN_PARALLEL_MIN)
-#endif
-    for (int n = 0; n < p->n; n++) {
-        /* The same static split for every image keeps each block on its thread, so nowait is race-free. */
-#ifdef _OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-        for (int it = 0; it < items; it++) {
-            const int t0 = it % tblocks * DOT_T, c = it / tblocks % cg, ob = it / tblocks / cg;
-            const int g = ob / oblocks, o0 = ob % oblocks * DOT_O;
-            const int mo = mg - o0 < DOT_O ? mg - o0 : DOT_O, mt = kk - t0 < DOT_T ? kk - t0 : DOT_T;
-            const float *dy = dyg + n * dy_img + (long)(g * mg + o0) * dy_ch;
-            const float *xc = xg + n * x_img + (long)(g * cg + c) * x_ch;
-            float *d = dw + ((long)(g * mg + o0) * cg + c) * kk + t0;
-            dot_dispatch(mo, mt, q_len, dy, dy_ch, xc, toff + t0, d, (long)cg * kk);
-        }
-    }
+    NN_DISPATCH(forward)(y, x, w, bias, workspace, p);
 }
 
 /* dx (N, C_in, H, W) written; dw (C_out, C_in/groups, KH, KW) and db (C_out) accumulated; each may be
@@ -704,85 +223,7 @@ void nn_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const 
                         float *workspace, const nn_conv2d_params *p) {
     check_params(p);
     assert(dy && (!dx || w) && (!dw || x));
-    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), plane = oh * ow, kk = p->kh * p->kw;
-    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, kg = cg * kk;
-    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
-    if (p->n == 0) return;
-    if (p->c_out == 0) { /* no output reads the input: dx is zero, dw and db (empty) stay */
-        if (dx) memset(dx, 0, p->n * img * sizeof(float));
-        return;
-    }
-    if (db) bias_grad(db, dy, p->n, p->c_out, (size_t)plane);
-    if (p->c_in == 0 || p->h == 0 || p->w == 0) return; /* dx is empty and dw gains only zeros */
-    if (is_depthwise(p)) {
-        depthwise_backward(dx, dw, dy, x, w, p, oh, ow);
-        return;
-    }
-    if (!dx && !dw) return;
-    assert(workspace);
-    int dx_done = 0, dw_done = 0;
-    if (grid_path(p)) {
-        const grid_geom gm = grid_geometry(p);
-        const int grid_dx = dx && gm.dx_ok;
-        const grid_space s = grid_workspace(p, &gm, 0, dw != NULL, grid_dx);
-        float *x_grid = workspace + s.a, *dyd_grid = x_grid + s.x, *dyg_grid = dyd_grid + s.dyd;
-        const long dplane = (long)gm.dh * gm.dw;
-        const float *dyd = dy;
-        if ((grid_dx || (dw && !gm.dyg_separate)) && gm.dy_copy) {
-            pad_planes(dyd_grid, dplane, gm.dh, gm.dw, dy, p->n * p->c_out, oh, ow, gm.dtop, gm.dleft);
-            dyd = dyd_grid;
-        }
-        if (grid_dx) {
-            /* dx[c, q] = sum over o, (i, j) of w[o, c, i, j] * dyd[o][q + (KH-1-i)*dil_h*dw + (KW-1-j)*dil_w]. */
-            int toff[MAX_TAPS];
-            tap_offsets(toff, p, gm.dw, 1);
-            const grid_conv g = {dyd, (long)p->n * p->c_out * dplane, p->c_out * dplane, dplane, gm.dw, kk, toff,
-                                 w, (long)mg * cg * kk, kk, (long)cg * kk, cg, mg, G, p->n, dx, p->h, p->w, NULL,
-                                 workspace};
-            grid_conv_run(&g);
-            dx_done = 1;
-        }
-        if (dw) {
-            const float *xg = x;
-            const long xplane = (long)gm.xh * gm.xw;
-            if (gm.x_copy) {
-                pad_planes(x_grid, xplane, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w, p->pad_top, p->pad_left);
-                xg = x_grid;
-            }
-            const float *dyg = dyd + (long)gm.dtop * gm.dw + gm.dleft; /* dy's corner in the dx grid */
-            long dyg_plane = dplane;
-            if (gm.dyg_separate) {
-                dyg_plane = (long)oh * gm.xw;
-                dyg = dy;
-                if (gm.xw != ow) {
-                    pad_planes(dyg_grid, dyg_plane, oh, gm.xw, dy, p->n * p->c_out, oh, ow, 0, 0);
-                    dyg = dyg_grid;
-                }
-            }
-            int toff[MAX_TAPS];
-            tap_offsets(toff, p, gm.xw, 0);
-            grid_weight_grad(dw, xg, p->c_in * xplane, xplane, dyg, p->c_out * dyg_plane, dyg_plane, toff,
-                             (oh - 1) * gm.xw + ow, p);
-            dw_done = 1;
-        }
-    }
-    if ((dx && !dx_done) || (dw && !dw_done)) {
-        for (int n = 0; n < p->n; n++) {
-            const float *dyn = dy + n * out_img;
-            if (dw && !dw_done) { /* dw_g += dy_g (mg, plane) col_g^T (plane, kg), images in order. */
-                im2col(workspace, x + n * img, p, oh, ow);
-                for (int g = 0; g < G; g++)
-                    nn_sgemm(0, 1, mg, kg, plane, 1.0f, dyn + (size_t)g * mg * plane, plane,
-                             workspace + (size_t)g * kg * plane, plane, 1.0f, dw + (size_t)g * mg * kg, kg);
-            }
-            if (dx && !dx_done) { /* dcol_g (kg, plane) = w_g^T (kg, mg) dy_g (mg, plane), then col2im. */
-                for (int g = 0; g < G; g++)
-                    nn_sgemm(1, 0, kg, plane, mg, 1.0f, w + (size_t)g * mg * kg, kg, dyn + (size_t)g * mg * plane,
-                             plane, 0.0f, workspace + (size_t)g * kg * plane, plane);
-                col2im(dx + n * img, workspace, p, oh, ow);
-            }
-        }
-    }
+    NN_DISPATCH(backward)(dx, dw, db, dy, x, w, workspace, p);
 }
 
 /* ---- references ---------------------------------------------------------------------------------------------- */
@@ -864,3 +305,632 @@ void nn_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, co
 #undef DY
 #undef X
 }
+
+#else /* ---- per instruction level (levels.h compiles this part once per level) ---- */
+
+/* ---- microkernels ---- */
+
+/* c (mr, VW*nv), rows NR apart, (+)= sum over k of a[k*lda + r] * b[k*ldb + 0..VW*nv): A packed k-major,
+ * B a panel or rows of the source; `more` adds to c (a later panel of the same tile) instead of
+ * overwriting it.
+ * Twelve accumulators fed by three loads of B and four broadcasts per k (16 registers, so it fits the
+ * baseline's and AVX2's register files): on Zen 3 this shape measured 30 of 32 flops per cycle, 6x16 26. `mr` and `nv` are constants in every expansion. */
+static inline __attribute__((always_inline)) void NN_L(micro_tile)(const int mr, const int nv, int k, const float *a,
+                                                             long lda, const float *b, long ldb, float *c,
+                                                             int more, const int *koff) {
+    vf acc[MR][NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = more ? vload(c + r * NR + VW * v) : vsplat(0.0f);
+    for (; k > 0; k--, a += lda, b += ldb) {
+        vf bv[NV];
+        const float *bk = koff ? b + *koff++ : b; /* with koff (and ldb 0), row k is read at b + koff[k] */
+        for (int v = 0; v < nv; v++) bv[v] = vload(bk + VW * v);
+        for (int r = 0; r < mr; r++) {
+            const vf s = vsplat(a[r]);
+            for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) vstore(c + r * NR + VW * v, acc[r][v]);
+}
+
+/* One expansion per (rows, registers) shape: partial tiles at the edges get their own straight-line code. */
+static __attribute__((noinline)) void NN_L(micro_dispatch)(int mr, int nv, int k, const float *a, long lda, const float *b, long ldb, float *c,
+                           int more) {
+#define NN_MICRO_CASE(r, v) case (r) * 4 + (v): NN_L(micro_tile)(r, v, k, a, lda, b, ldb, c, more, NULL); break;
+    switch (mr * 4 + nv) {
+    NN_MICRO_CASE(4, 3) NN_MICRO_CASE(4, 2) NN_MICRO_CASE(4, 1)
+    NN_MICRO_CASE(3, 3) NN_MICRO_CASE(3, 2) NN_MICRO_CASE(3, 1)
+    NN_MICRO_CASE(2, 3) NN_MICRO_CASE(2, 2) NN_MICRO_CASE(2, 1)
+    NN_MICRO_CASE(1, 3) NN_MICRO_CASE(1, 2)
+    default: NN_L(micro_tile)(1, 1, k, a, lda, b, ldb, c, more, NULL); break;
+    }
+#undef NN_MICRO_CASE
+}
+
+/* The same tiles with B read in place: row k of the tile is b + koff[k] (whole tiles only). */
+static __attribute__((noinline)) void NN_L(micro_dispatch_taps)(int mr, int k, const float *a, long lda, const float *b, const int *koff, float *c,
+                                int more) {
+    switch (mr) {
+    case 4: NN_L(micro_tile)(4, NV, k, a, lda, b, 0, c, more, koff); break;
+    case 3: NN_L(micro_tile)(3, NV, k, a, lda, b, 0, c, more, koff); break;
+    case 2: NN_L(micro_tile)(2, NV, k, a, lda, b, 0, c, more, koff); break;
+    default: NN_L(micro_tile)(1, NV, k, a, lda, b, 0, c, more, koff); break;
+    }
+}
+
+/* dw[o*ldw + t] += sum over images i < nimg and q < len of dy_i[o*ldd + q] * x_i[toff[t] + q], for o < mo
+ * and t < mt, where dy_i = dy + i*dy_img and x_i = x + i*x_img: lanes hold partial sums over all images in
+ * a fixed order, so the result does not depend on who computes it, and each sum is reduced across lanes
+ * once, not once per image (for LeNet's short rows the reductions cost as much as the products). Narrow
+ * vectors (simd.h's vn): seven unaligned row loads feed twelve multiply-adds. */
+static inline __attribute__((always_inline)) void NN_L(dot_block)(const int mo, const int mt, int len, int nimg,
+                                                                  const float *dy, long ldd, long dy_img,
+                                                                  const float *x, long x_img, const int *toff,
+                                                                  float *dw, long ldw) {
+    vn acc[DOT_O][DOT_T];
+    float rest[DOT_O][DOT_T]; /* rows shorter than a vector: summed in scalars */
+    for (int o = 0; o < mo; o++)
+        for (int t = 0; t < mt; t++) acc[o][t] = vnsplat(0.0f), rest[o][t] = 0.0f;
+    const vni keep = vniota() >= VN - len % VN; /* the tail's lanes not already summed */
+    for (int img = 0; img < nimg; img++, dy += dy_img, x += x_img) {
+        const float *xt[DOT_T];
+        for (int t = 0; t < mt; t++) xt[t] = x + toff[t];
+        int q = 0;
+        for (; q + VN <= len; q += VN) {
+            vn xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vnload(xt[t] + q);
+            for (int o = 0; o < mo; o++) {
+                const vn d = vnload(dy + o * ldd + q);
+                for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+            }
+        }
+        if (q < len && len >= VN) {
+            /* The last len - q positions: reload the final VN and zero the lanes already summed, rather
+             * than a scalar loop whose dependent adds would cost as much as the vector part. */
+            vn xv[DOT_T];
+            for (int t = 0; t < mt; t++) xv[t] = vnload(xt[t] + len - VN);
+            for (int o = 0; o < mo; o++) {
+                const vn d = vnselect(keep, vnload(dy + o * ldd + len - VN), vnsplat(0.0f));
+                for (int t = 0; t < mt; t++) acc[o][t] += d * xv[t];
+            }
+        } else if (len < VN) {
+            for (int o = 0; o < mo; o++)
+                for (int t = 0; t < mt; t++)
+                    for (int r = 0; r < len; r++) rest[o][t] += dy[o * ldd + r] * xt[t][r];
+        }
+    }
+    for (int o = 0; o < mo; o++)
+        for (int t = 0; t < mt; t++) dw[o * ldw + t] += vnhsum(acc[o][t]) + rest[o][t];
+}
+
+static __attribute__((noinline)) void NN_L(dot_dispatch)(int mo, int mt, int len, int nimg, const float *dy, long ldd,
+                                                         long dy_img, const float *x, long x_img, const int *toff,
+                                                         float *dw, long ldw) {
+#define NN_DOT_CASE(o, t)                                                                                  \
+    case (o) * 8 + (t): NN_L(dot_block)(o, t, len, nimg, dy, ldd, dy_img, x, x_img, toff, dw, ldw); break;
+    switch (mo * 8 + mt) {
+    NN_DOT_CASE(4, 3) NN_DOT_CASE(4, 2) NN_DOT_CASE(4, 1)
+    NN_DOT_CASE(3, 3) NN_DOT_CASE(3, 2) NN_DOT_CASE(3, 1)
+    NN_DOT_CASE(2, 3) NN_DOT_CASE(2, 2) NN_DOT_CASE(2, 1)
+    NN_DOT_CASE(1, 3) NN_DOT_CASE(1, 2)
+    default: NN_L(dot_block)(1, 1, len, nimg, dy, ldd, dy_img, x, x_img, toff, dw, ldw); break;
+    }
+#undef NN_DOT_CASE
+}
+
+/* A of every group in blocks of MR rows, each k-major: block b of group g holds
+ * A(g, b*MR + r, k / kk, k % kk) at [(g*blocks + b)*K + k]*MR + r (zero past the last row), K = chans*kk.
+ * The microkernel then reads its broadcasts for one k from MR consecutive floats. */
+static void NN_L(pack_a)(const grid_conv *g) {
+    const int K = g->chans * g->kk, rows = round_up(g->rows, MR);
+    for (int grp = 0; grp < g->groups; grp++)
+        for (int r = 0; r < rows; r++) {
+            const float *a = g->a + grp * g->a_grp + r * g->lda;
+            float *d = g->a_packed + ((long)grp * rows + r / MR * MR) * K + r % MR;
+            for (int ch = 0; ch < g->chans; ch++)
+                for (int t = 0; t < g->kk; t++, d += MR) *d = r < g->rows ? a[ch * g->a_ch + t] : 0.0f;
+        }
+}
+
+static int NN_L(tile_runs)(const grid_conv *g, int q0, int nr, int q_end, tile_run *runs) {
+    int count = 0;
+    for (int q = q0; q < q0 + nr && q < q_end;) {
+        const int oy = q / g->grid_w, ox = q % g->grid_w;
+        const int row_end = q - ox + g->grid_w; /* first position of the next grid row */
+        if (ox < g->out_w) {
+            const int len = g->out_w - ox < q0 + nr - q ? g->out_w - ox : q0 + nr - q;
+            const long at = (long)oy * g->out_w + ox;
+            tile_run *last = count > 0 ? &runs[count - 1] : NULL;
+            if (last && last->j + last->len == q - q0 && last->at + last->len == at) /* nothing dropped between */
+                last->len += len;
+            else
+                runs[count++] = (tile_run){q - q0, len, at};
+        }
+        q = row_end;
+    }
+    return count;
+}
+
+/* Writes rows [0, mr) of a computed tile c (rows NR apart) into out (rows plane floats apart), plus bias. */
+static void NN_L(tile_store)(float *out, long plane, const float *c, int mr, const tile_run *runs, int nruns,
+                       const float *bias) {
+    if (nruns == 1 && runs[0].len == NR) { /* the common whole tile: three vector copies per row */
+        for (int r = 0; r < mr; r++) {
+            const vf b0 = vsplat(bias ? bias[r] : 0.0f);
+            float *d = out + r * plane + runs[0].at;
+            for (int v = 0; v < NV; v++) vstore(d + VW * v, vload(c + r * NR + VW * v) + b0);
+        }
+        return;
+    }
+    for (int r = 0; r < mr; r++) {
+        float *o = out + r * plane;
+        const float *cr = c + r * NR;
+        const float b0 = bias ? bias[r] : 0.0f;
+        for (int s = 0; s < nruns; s++) {
+            float *d = o + runs[s].at;
+            const float *v = cr + runs[s].j;
+            int k = 0;
+            for (; k + VW <= runs[s].len; k += VW) vstore(d + k, vload(v + k) + vsplat(b0));
+            for (; k < runs[s].len; k++) d[k] = v[k] + b0;
+        }
+    }
+}
+
+/* B panel of width VW*nv for k-rows [k0, k0 + kc) of a tile whose first read is src[at]: panel[k - k0][j] =
+ * src[at + ch*src_ch + toff[t] + j] for k = ch*kk + t. `checked` reads zero past the end of the source;
+ * otherwise `ahead` (the next tile lies inside the source) prefetches the next tile's rows. */
+static void NN_L(pack_b)(float *panel, const grid_conv *g, long at, int k0, int kc, int nv, int checked, int ahead) {
+    int ch = k0 / g->kk, t = k0 % g->kk;
+    for (int k = 0; k < kc; k++, panel += VW * nv) {
+        const long o = at + ch * g->src_ch + g->toff[t];
+        if (!checked) {
+            for (int v = 0; v < nv; v++) vstore(panel + VW * v, vload(g->src + o + VW * v));
+            /* The next tile reads the next NR floats of the same rows: too many streams for the hardware
+             * prefetcher (one per channel and tap), so ask for them while this tile computes. */
+            if (ahead) {
+                for (int f = NR; f < 2 * NR; f += 16) __builtin_prefetch(g->src + o + f);
+                __builtin_prefetch(g->src + o + 2 * NR - 1);
+            }
+        } else {
+            for (int j = 0; j < VW * nv; j++) panel[j] = o + j < g->src_len ? g->src[o + j] : 0.0f;
+        }
+        if (++t == g->kk) { t = 0; ch++; }
+    }
+}
+
+/* Tile `it` of a grid run (an index over images, groups and tiles): all of its output channels. */
+static void NN_L(grid_tile)(const grid_tiles *run, long it) {
+    const grid_conv *g = run->g;
+    const int tiles = run->tiles, q_end = run->q_end, K = run->K;
+    const int tile = (int)(it % tiles), grp = (int)(it / tiles % g->groups), n = (int)(it / tiles / g->groups);
+    /* The last tile narrows to the registers it needs. */
+    const int q0 = tile * NR, nv = q_end - q0 < NR ? (q_end - q0 + VW - 1) / VW : NV;
+    tile_run runs[NR];
+    const int nruns = NN_L(tile_runs)(g, q0, VW * nv, q_end, runs);
+    const long at = n * g->src_img + (long)grp * g->chans * g->src_ch + q0;
+    /* Only dropped positions read past the last channel of an image; at the end of the source that
+     * would leave the buffer, so the last tiles copy with a bounds check (the values do not matter). */
+    const long reach = at + (g->chans - 1) * g->src_ch + run->max_toff;
+    const int checked = reach + VW * nv > g->src_len, ahead = reach + 2 * NR <= g->src_len;
+    const float *a = g->a_packed + (long)grp * K * round_up(g->rows, MR);
+    float *out = g->out + ((long)n * g->groups + grp) * g->rows * run->plane;
+    const float *bias = g->bias ? g->bias + grp * g->rows : NULL;
+    float panel[KC * NR] __attribute__((aligned(64)));
+    float c[RB * NR] __attribute__((aligned(64)));
+    /* A pointwise tile's rows are already contiguous rows of the source: the microkernel reads them in
+     * place instead of from a copy. */
+    const int direct = g->kk == 1 && !checked;
+    const int taps = run->koff && !direct && !checked && nv == NV;
+    const float *b = direct ? g->src + at : panel;
+    const long ldb = direct ? g->src_ch : VW * nv;
+    /* Rows in groups whose tile fits the stack; a group with more than one panel of k re-packs B. */
+    for (int rb = 0; rb < g->rows; rb += RB) {
+        const int nrows = g->rows - rb < RB ? g->rows - rb : RB;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            const int kc = K - k0 < KC ? K - k0 : KC;
+            if (!direct && !taps && (rb == 0 || K > KC)) NN_L(pack_b)(panel, g, at, k0, kc, nv, checked, ahead);
+            for (int r0 = 0; r0 < nrows; r0 += MR) {
+                const int mr = nrows - r0 < MR ? nrows - r0 : MR;
+                if (taps)
+                    NN_L(micro_dispatch_taps)(mr, kc, a + ((long)(rb + r0) * K + k0 * MR), MR, g->src + at,
+                                              run->koff + k0, c + r0 * NR, k0 > 0);
+                else
+                    NN_L(micro_dispatch)(mr, nv, kc, a + ((long)(rb + r0) * K + k0 * MR), MR,
+                                         direct ? b + k0 * ldb : b, ldb, c + r0 * NR, k0 > 0);
+            }
+        }
+        NN_L(tile_store)(out + rb * run->plane, run->plane, c, nrows, runs, nruns, bias ? bias + rb : NULL);
+    }
+}
+
+static void NN_L(grid_conv_run)(const grid_conv *g) {
+    const int q_end = (g->out_h - 1) * g->grid_w + g->out_w;
+    const int tiles = (q_end + NR - 1) / NR, K = g->chans * g->kk;
+    const long items = (long)g->n * g->groups * tiles;
+    int max_toff = 0;
+    for (int t = 0; t < g->kk; t++) max_toff = g->toff[t] > max_toff ? g->toff[t] : max_toff;
+    NN_L(pack_a)(g);
+    /* koff[k] = where k-row k = (channel, tap) of a tile starts relative to the tile's first read. */
+    enum { KOFF_MAX = 4608 }; /* 512 channels of 3x3 */
+    int koff[KOFF_MAX];
+    const int use_koff = g->kk > 1 && K <= KOFF_MAX &&
+                         (long)(g->chans - 1) * g->src_ch + max_toff + NR < 2147483647L;
+    if (use_koff)
+        for (int k = 0; k < K; k++) koff[k] = (int)(k / g->kk * g->src_ch + g->toff[k % g->kk]);
+    const grid_tiles run = {g, q_end, tiles, K, max_toff, (long)g->out_h * g->out_w, use_koff ? koff : NULL};
+    const double flops = 2.0 * items * NR * g->rows * K;
+    (void)flops; /* read only by the OpenMP clause */
+    NN_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
+    for (long it = 0; it < items; it++) NN_L(grid_tile)(&run, it);
+}
+
+/* One plane: d (dst_h, dst_w) = zeros with s (h, w) placed at (top, left). */
+static void NN_L(pad_plane)(float *d, int dst_h, int dst_w, const float *s, int h, int w, int top, int left) {
+    memset(d, 0, (size_t)top * dst_w * sizeof(float));
+    for (int y = 0; y < h; y++) {
+        float *row = d + (long)(top + y) * dst_w;
+        memset(row, 0, (size_t)left * sizeof(float));
+        memcpy(row + left, s + (long)y * w, (size_t)w * sizeof(float));
+        memset(row + left + w, 0, (size_t)(dst_w - left - w) * sizeof(float));
+    }
+    memset(d + (long)(top + h) * dst_w, 0, (size_t)(dst_h - top - h) * dst_w * sizeof(float));
+}
+
+/* dst planes (dst_h, dst_w), dst_plane floats apart, = zeros with the src plane (h, w) placed at
+ * (top, left). One plane per iteration. */
+static void NN_L(pad_planes)(float *dst, long dst_plane, int dst_h, int dst_w, const float *src, int planes, int h,
+                             int w, int top, int left) {
+    assert(top >= 0 && left >= 0 && top + h <= dst_h && left + w <= dst_w);
+    NN_PARALLEL_FOR_IF((size_t)planes * dst_plane >= NN_PARALLEL_MIN)
+    for (int pl = 0; pl < planes; pl++)
+        NN_L(pad_plane)(dst + pl * dst_plane, dst_h, dst_w, src + (long)pl * h * w, h, w, top, left);
+}
+
+/* Row r = (c*KH + i)*KW + j of im2col's columns: dst (OH*OW) = the pixels tap (i, j) of channel c reads. */
+static void NN_L(im2col_row)(float *dst, const float *x, const nn_conv2d_params *p, int oh, int ow, int r) {
+    const int kk = p->kh * p->kw, sw = p->stride_w;
+    const int c = r / kk, i = r % kk / p->kw, j = r % p->kw;
+    const tap_window t = tap_at(p, i, j, oh, ow);
+    const float *xc = x + (size_t)c * p->h * p->w;
+    memset(dst, 0, (size_t)t.y0 * ow * sizeof(float));
+    for (int oy = t.y0; oy < t.y1; oy++) {
+        float *d = dst + (size_t)oy * ow;
+        const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
+        for (int ox = 0; ox < t.x0; ox++) d[ox] = 0.0f;
+        if (sw == 1) memcpy(d + t.x0, s + t.x0, (size_t)(t.x1 - t.x0) * sizeof(float));
+        else for (int ox = t.x0; ox < t.x1; ox++) d[ox] = s[ox * sw];
+        for (int ox = t.x1; ox < ow; ox++) d[ox] = 0.0f;
+    }
+    memset(dst + (size_t)t.y1 * ow, 0, (size_t)(oh - t.y1) * ow * sizeof(float));
+}
+
+/* col (C_in*KH*KW, OH*OW) from one image x (C_in, H, W): row (c*KH + i)*KW + j holds the pixels tap
+ * (i, j) of channel c reads, zero where it reads padding. Rows are independent: split over threads. */
+static void NN_L(im2col)(float *col, const float *x, const nn_conv2d_params *p, int oh, int ow) {
+    const int rows = p->c_in * p->kh * p->kw;
+    const size_t plane = (size_t)oh * ow;
+    NN_PARALLEL_FOR_IF(rows * plane >= NN_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) NN_L(im2col_row)(col + r * plane, x, p, oh, ow, r);
+}
+
+/* Channel c of col2im: dxc (H, W) = the sum of its KH*KW column rows dcolc (KH*KW, OH*OW), taps in order. */
+static void NN_L(col2im_channel)(float *dxc, const float *dcolc, const nn_conv2d_params *p, int oh, int ow) {
+    const int kk = p->kh * p->kw, sw = p->stride_w;
+    const size_t plane = (size_t)oh * ow;
+    memset(dxc, 0, (size_t)p->h * p->w * sizeof(float));
+    for (int t_ = 0; t_ < kk; t_++) {
+        const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
+        const float *src = dcolc + t_ * plane;
+        for (int oy = t.y0; oy < t.y1; oy++) {
+            const float *s = src + (size_t)oy * ow;
+            float *d = dxc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
+            for (int ox = t.x0; ox < t.x1; ox++) d[ox * sw] += s[ox];
+        }
+    }
+}
+
+/* dx (C_in, H, W) = the adjoint of im2col applied to dcol (C_in*KH*KW, OH*OW): every column entry added
+ * back onto the pixel it was copied from. A thread owns whole channels, so taps are summed in the same
+ * order for any thread count. */
+static void NN_L(col2im)(float *dx, const float *dcol, const nn_conv2d_params *p, int oh, int ow) {
+    const int kk = p->kh * p->kw;
+    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
+    NN_PARALLEL_FOR_IF(p->c_in * kk * plane >= NN_PARALLEL_MIN)
+    for (int c = 0; c < p->c_in; c++) NN_L(col2im_channel)(dx + c * img, dcol + (size_t)c * kk * plane, p, oh, ow);
+}
+
+/* ---- depthwise: one (image, channel) plane per iteration ---- */
+
+/* One plane: yc (OH, OW) = b0 + the taps wc (KH*KW) over xc (H, W). */
+static void NN_L(depthwise_plane)(float *yc, const float *xc, const float *wc, float b0, const nn_conv2d_params *p,
+                                  int oh, int ow) {
+    const int kk = p->kh * p->kw, sw = p->stride_w;
+    const size_t plane = (size_t)oh * ow;
+    for (size_t q = 0; q < plane; q++) yc[q] = b0;
+    for (int t_ = 0; t_ < kk; t_++) {
+        const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
+        const float wv = wc[t_];
+        for (int oy = t.y0; oy < t.y1; oy++) {
+            const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
+            float *d = yc + (size_t)oy * ow;
+            for (int ox = t.x0; ox < t.x1; ox++) d[ox] += wv * s[ox * sw];
+        }
+    }
+}
+
+/* y (N, C, OH, OW) from x (N, C, H, W), w (C, 1, KH, KW), bias (C) or null. */
+static void NN_L(depthwise_forward)(float *y, const float *x, const float *w, const float *bias,
+                                    const nn_conv2d_params *p, int oh, int ow) {
+    const int kk = p->kh * p->kw, planes = p->n * p->c_in;
+    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
+    NN_PARALLEL_FOR_IF((size_t)planes * plane * kk >= NN_PARALLEL_MIN)
+    for (int nc = 0; nc < planes; nc++)
+        NN_L(depthwise_plane)(y + nc * plane, x + nc * img, w + nc % p->c_in * kk, bias ? bias[nc % p->c_in] : 0.0f,
+                              p, oh, ow);
+}
+
+/* One plane of dx: dxc (H, W) = the taps wc (KH*KW) scattered from dyc (OH, OW). */
+static void NN_L(depthwise_dx_plane)(float *dxc, const float *dyc, const float *wc, const nn_conv2d_params *p, int oh,
+                                     int ow) {
+    const int kk = p->kh * p->kw, sw = p->stride_w;
+    memset(dxc, 0, (size_t)p->h * p->w * sizeof(float));
+    for (int t_ = 0; t_ < kk; t_++) {
+        const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
+        const float wv = wc[t_];
+        for (int oy = t.y0; oy < t.y1; oy++) {
+            const float *s = dyc + (size_t)oy * ow;
+            float *d = dxc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
+            for (int ox = t.x0; ox < t.x1; ox++) d[ox * sw] += wv * s[ox];
+        }
+    }
+}
+
+/* Channel c of dw: dwc (KH*KW) += the sum over images, in order, of dy's plane times x's under each tap. */
+static void NN_L(depthwise_dw_channel)(float *dwc, const float *dy, const float *x, int c, const nn_conv2d_params *p,
+                                       int oh, int ow) {
+    const int kk = p->kh * p->kw, C = p->c_in, sw = p->stride_w;
+    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
+    for (int t_ = 0; t_ < kk; t_++) {
+        const tap_window t = tap_at(p, t_ / p->kw, t_ % p->kw, oh, ow);
+        double acc = 0.0;
+        for (int n = 0; n < p->n; n++) {
+            const float *dyc = dy + ((size_t)n * C + c) * plane, *xc = x + ((size_t)n * C + c) * img;
+            for (int oy = t.y0; oy < t.y1; oy++) {
+                const float *s = xc + (size_t)(oy * p->stride_h + t.off_y) * p->w + t.off_x;
+                const float *g = dyc + (size_t)oy * ow;
+                float row = 0.0f;
+                for (int ox = t.x0; ox < t.x1; ox++) row += g[ox] * s[ox * sw];
+                acc += row;
+            }
+        }
+        dwc[t_] += (float)acc;
+    }
+}
+
+/* dx (N, C, H, W) written, dw (C, 1, KH, KW) accumulated, from dy (N, C, OH, OW), x, w. Two race-free
+ * passes: dx over (image, channel) planes, dw over channels with images summed in order. */
+static void NN_L(depthwise_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                                     const nn_conv2d_params *p, int oh, int ow) {
+    const int kk = p->kh * p->kw, C = p->c_in;
+    const size_t plane = (size_t)oh * ow, img = (size_t)p->h * p->w;
+    const size_t work = (size_t)p->n * C * plane * kk;
+    (void)work; /* read only by the OpenMP clauses */
+    if (dx) {
+        NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
+        for (int nc = 0; nc < p->n * C; nc++)
+            NN_L(depthwise_dx_plane)(dx + nc * img, dy + nc * plane, w + nc % C * kk, p, oh, ow);
+    }
+    if (dw) {
+        NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
+        for (int c = 0; c < C; c++) NN_L(depthwise_dw_channel)(dw + c * kk, dy, x, c, p, oh, ow);
+    }
+}
+
+/* ---- shared by every path ---- */
+
+static void NN_L(add_bias_row)(float *row, float b0, size_t plane) {
+    for (size_t q = 0; q < plane; q++) row[q] += b0;
+}
+
+/* y (N, C_out, OH*OW) += bias (C_out), one (image, channel) row per iteration. */
+static void NN_L(add_bias)(float *y, const float *bias, int n, int c_out, size_t plane) {
+    NN_PARALLEL_FOR_IF((size_t)n * c_out * plane >= NN_PARALLEL_MIN)
+    for (int r = 0; r < n * c_out; r++) NN_L(add_bias_row)(y + r * plane, bias[r % c_out], plane);
+}
+
+/* db[o] += the sum of channel o of dy (N, C_out, plane): each image's plane in float, images in double. */
+static void NN_L(bias_grad_channel)(float *db, const float *dy, int o, int n, int c_out, size_t plane) {
+    double acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *row = dy + ((size_t)i * c_out + o) * plane;
+        float s = 0.0f;
+        for (size_t q = 0; q < plane; q++) s += row[q];
+        acc += s;
+    }
+    db[o] += (float)acc;
+}
+
+/* db (C_out) += sum of dy (N, C_out, OH*OW) over images and positions, in double, images in order. */
+static void NN_L(bias_grad)(float *db, const float *dy, int n, int c_out, size_t plane) {
+    NN_PARALLEL_FOR_IF((size_t)n * c_out * plane >= NN_PARALLEL_MIN)
+    for (int o = 0; o < c_out; o++) NN_L(bias_grad_channel)(db, dy, o, n, c_out, plane);
+}
+
+/* y (N, C_out, OH, OW); x (N, C_in, H, W); w (C_out, C_in/groups, KH, KW); bias (C_out) or null;
+ * workspace: nn_conv2d_workspace_size(p) floats (the padded input grid, or one image's im2col columns). */
+static void NN_L(forward)(float *y, const float *x, const float *w, const float *bias, float *workspace,
+                          const nn_conv2d_params *p) {
+    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), kk = p->kh * p->kw;
+    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, plane = oh * ow;
+    if (p->n == 0 || p->c_out == 0) return;
+    if (p->c_in == 0 || p->h == 0 || p->w == 0) { /* nothing to sum: every output is its bias */
+        memset(y, 0, (size_t)p->n * p->c_out * plane * sizeof(float));
+        if (bias) NN_L(add_bias)(y, bias, p->n, p->c_out, plane);
+        return;
+    }
+    if (is_depthwise(p)) {
+        NN_L(depthwise_forward)(y, x, w, bias, p, oh, ow);
+        return;
+    }
+    if (grid_path(p)) {
+        const grid_geom gm = grid_geometry(p);
+        const grid_space s = grid_workspace(p, &gm, 1, 0, 0);
+        const float *src = x;
+        assert(workspace);
+        if (gm.x_copy) {
+            NN_L(pad_planes)(workspace + s.a, (long)gm.xh * gm.xw, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w,
+                       p->pad_top, p->pad_left);
+            src = workspace + s.a;
+        }
+        int toff[MAX_TAPS];
+        tap_offsets(toff, p, gm.xw, 0);
+        const long xplane = (long)gm.xh * gm.xw;
+        const grid_conv g = {src, (long)p->n * p->c_in * xplane, p->c_in * xplane, xplane, gm.xw, kk, toff,
+                             w, (long)mg * cg * kk, (long)cg * kk, kk, mg, cg, G, p->n, y, oh, ow, bias, workspace};
+        NN_L(grid_conv_run)(&g);
+        return;
+    }
+    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
+    const int kg = cg * kk;
+    assert(workspace);
+    for (int n = 0; n < p->n; n++) {
+        NN_L(im2col)(workspace, x + n * img, p, oh, ow);
+        for (int g = 0; g < G; g++)
+            nn_sgemm(0, 0, mg, plane, kg, 1.0f, w + (size_t)g * mg * kg, kg, workspace + (size_t)g * kg * plane,
+                     plane, 0.0f, y + n * out_img + (size_t)g * mg * plane, plane);
+    }
+    if (bias) NN_L(add_bias)(y, bias, p->n, p->c_out, plane);
+}
+
+/* Block `it` of grid_weight_grad over nimg images: DOT_O rows x DOT_T taps of one input channel of dw. */
+static void NN_L(weight_grad_block)(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
+                                    long dy_ch, const int *toff, int q_len, int nimg, const nn_conv2d_params *p,
+                                    int it) {
+    const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
+    const int oblocks = (mg + DOT_O - 1) / DOT_O, tblocks = (kk + DOT_T - 1) / DOT_T;
+    const int t0 = it % tblocks * DOT_T, c = it / tblocks % cg, ob = it / tblocks / cg;
+    const int g = ob / oblocks, o0 = ob % oblocks * DOT_O;
+    const int mo = mg - o0 < DOT_O ? mg - o0 : DOT_O, mt = kk - t0 < DOT_T ? kk - t0 : DOT_T;
+    const float *dy = dyg + (long)(g * mg + o0) * dy_ch;
+    const float *xc = xg + (long)(g * cg + c) * x_ch;
+    float *d = dw + ((long)(g * mg + o0) * cg + c) * kk + t0;
+    NN_L(dot_dispatch)(mo, mt, q_len, nimg, dy, dy_ch, dy_img, xc, x_img, toff + t0, d, (long)cg * kk);
+}
+
+/* dw (C_out, C_in/groups, KH, KW) += the grid dot products summed over images, in blocks of images whose
+ * grids fit in L2 (256 KB): within a block each item (DOT_O rows x DOT_T taps of one input channel) sums
+ * all its images before one reduction across lanes; blocks follow in order. The same static split for
+ * every block keeps an item on one thread, so no two threads touch an element (and nowait is race-free),
+ * and the block size depends on the shapes only, not on the thread count. xg is the input grid (x_img,
+ * x_ch floats apart), dyg dy on a grid of the same row width (dy_img, dy_ch apart), q_len the positions
+ * to sum. */
+static void NN_L(grid_weight_grad)(float *dw, const float *xg, long x_img, long x_ch, const float *dyg, long dy_img,
+                                   long dy_ch, const int *toff, int q_len, const nn_conv2d_params *p) {
+    const int kk = p->kh * p->kw, G = p->groups, mg = p->c_out / G, cg = p->c_in / G;
+    const int items = G * ((mg + DOT_O - 1) / DOT_O) * cg * ((kk + DOT_T - 1) / DOT_T);
+    const long image_floats = (long)p->c_in * x_ch + (long)p->c_out * dy_ch;
+    const int per = image_floats >= 65536 ? 1 : (int)(65536 / image_floats);
+    const double flops = 2.0 * p->n * p->c_out * cg * kk * q_len;
+    (void)flops; /* read only by the OpenMP clause */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nn_threads()) if (flops >= 64.0 * NN_PARALLEL_MIN)
+#endif
+    for (int n0 = 0; n0 < p->n; n0 += per) {
+        const int nimg = p->n - n0 < per ? p->n - n0 : per;
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int it = 0; it < items; it++)
+            NN_L(weight_grad_block)(dw, xg + n0 * x_img, x_img, x_ch, dyg + n0 * dy_img, dy_img, dy_ch, toff, q_len,
+                                    nimg, p, it);
+    }
+}
+
+/* dx (N, C_in, H, W) written; dw (C_out, C_in/groups, KH, KW) and db (C_out) accumulated; each may be
+ * null. dy (N, C_out, OH, OW); x (N, C_in, H, W), needed for dw; w (C_out, C_in/groups, KH, KW), needed
+ * for dx; workspace: nn_conv2d_workspace_size(p) floats (padded grids of x and dy, or im2col columns). */
+static void NN_L(backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                           float *workspace, const nn_conv2d_params *p) {
+    const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), plane = oh * ow, kk = p->kh * p->kw;
+    const int G = p->groups, mg = p->c_out / G, cg = p->c_in / G, kg = cg * kk;
+    const size_t img = (size_t)p->c_in * p->h * p->w, out_img = (size_t)p->c_out * plane;
+    if (p->n == 0) return;
+    if (p->c_out == 0) { /* no output reads the input: dx is zero, dw and db (empty) stay */
+        if (dx) memset(dx, 0, p->n * img * sizeof(float));
+        return;
+    }
+    if (db) NN_L(bias_grad)(db, dy, p->n, p->c_out, (size_t)plane);
+    if (p->c_in == 0 || p->h == 0 || p->w == 0) return; /* dx is empty and dw gains only zeros */
+    if (is_depthwise(p)) {
+        NN_L(depthwise_backward)(dx, dw, dy, x, w, p, oh, ow);
+        return;
+    }
+    if (!dx && !dw) return;
+    assert(workspace);
+    int dx_done = 0, dw_done = 0;
+    if (grid_path(p)) {
+        const grid_geom gm = grid_geometry(p);
+        const int grid_dx = dx && gm.dx_ok;
+        const grid_space s = grid_workspace(p, &gm, 0, dw != NULL, grid_dx);
+        float *x_grid = workspace + s.a, *dyd_grid = x_grid + s.x, *dyg_grid = dyd_grid + s.dyd;
+        const long dplane = (long)gm.dh * gm.dw;
+        const float *dyd = dy;
+        if ((grid_dx || (dw && !gm.dyg_separate)) && gm.dy_copy) {
+            NN_L(pad_planes)(dyd_grid, dplane, gm.dh, gm.dw, dy, p->n * p->c_out, oh, ow, gm.dtop, gm.dleft);
+            dyd = dyd_grid;
+        }
+        if (grid_dx) {
+            /* dx[c, q] = sum over o, (i, j) of w[o, c, i, j] * dyd[o][q + (KH-1-i)*dil_h*dw + (KW-1-j)*dil_w]. */
+            int toff[MAX_TAPS];
+            tap_offsets(toff, p, gm.dw, 1);
+            const grid_conv g = {dyd, (long)p->n * p->c_out * dplane, p->c_out * dplane, dplane, gm.dw, kk, toff,
+                                 w, (long)mg * cg * kk, kk, (long)cg * kk, cg, mg, G, p->n, dx, p->h, p->w, NULL,
+                                 workspace};
+            NN_L(grid_conv_run)(&g);
+            dx_done = 1;
+        }
+        if (dw) {
+            const float *xg = x;
+            const long xplane = (long)gm.xh * gm.xw;
+            if (gm.x_copy) {
+                NN_L(pad_planes)(x_grid, xplane, gm.xh, gm.xw, x, p->n * p->c_in, p->h, p->w, p->pad_top, p->pad_left);
+                xg = x_grid;
+            }
+            const float *dyg = dyd + (long)gm.dtop * gm.dw + gm.dleft; /* dy's corner in the dx grid */
+            long dyg_plane = dplane;
+            if (gm.dyg_separate) {
+                dyg_plane = (long)oh * gm.xw;
+                dyg = dy;
+                if (gm.xw != ow) {
+                    NN_L(pad_planes)(dyg_grid, dyg_plane, oh, gm.xw, dy, p->n * p->c_out, oh, ow, 0, 0);
+                    dyg = dyg_grid;
+                }
+            }
+            int toff[MAX_TAPS];
+            tap_offsets(toff, p, gm.xw, 0);
+            NN_L(grid_weight_grad)(dw, xg, p->c_in * xplane, xplane, dyg, p->c_out * dyg_plane, dyg_plane, toff,
+                             (oh - 1) * gm.xw + ow, p);
+            dw_done = 1;
+        }
+    }
+    if ((dx && !dx_done) || (dw && !dw_done)) {
+        for (int n = 0; n < p->n; n++) {
+            const float *dyn = dy + n * out_img;
+            if (dw && !dw_done) { /* dw_g += dy_g (mg, plane) col_g^T (plane, kg), images in order. */
+                NN_L(im2col)(workspace, x + n * img, p, oh, ow);
+                for (int g = 0; g < G; g++)
+                    nn_sgemm(0, 1, mg, kg, plane, 1.0f, dyn + (size_t)g * mg * plane, plane,
+                             workspace + (size_t)g * kg * plane, plane, 1.0f, dw + (size_t)g * mg * kg, kg);
+            }
+            if (dx && !dx_done) { /* dcol_g (kg, plane) = w_g^T (kg, mg) dy_g (mg, plane), then col2im. */
+                for (int g = 0; g < G; g++)
+                    nn_sgemm(1, 0, kg, plane, mg, 1.0f, w + (size_t)g * mg * kg, kg, dyn + (size_t)g * mg * plane,
+                             plane, 0.0f, workspace + (size_t)g * kg * plane, plane);
+                NN_L(col2im)(dx + n * img, workspace, p, oh, ow);
+            }
+        }
+    }
+}
+
+#endif

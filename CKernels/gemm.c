@@ -42,3 +42,5 @@ void nn_sgemm_batched(int trans_a, int trans_b, int batch, int m, int n, int k, 
         nn_sgemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
                  c + i * stride_c, ldc);
 }
+
+const char *nn_blas_core_name(void) { return openblas_get_corename(); }

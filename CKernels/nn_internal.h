@@ -22,4 +22,19 @@ int nn_threads(void);
 /* One parallel loop over the outer index, static schedule, each thread owning whole outputs. */
 #define NN_PARALLEL_FOR_IF(cond) _Pragma(NN_STR(omp parallel for schedule(static) num_threads(nn_threads()) if(cond)))
 
+/* ---- instruction levels (CKernels/README.md) --------------------------------------------------------
+ * A family file's per-level part is compiled once per level by levels.h, each function named with the
+ * level's suffix through NN_L(name); the public entry point calls NN_DISPATCH(name)(...), the instance of
+ * the calling thread's level (nn_level(): an index read once per call). */
+int nn_level(void);
+#define NN_CAT_(a, b) a##b
+#define NN_CAT(a, b) NN_CAT_(a, b)
+#define NN_L(name) NN_CAT(name, NN_LEVEL_SUFFIX)
+#if defined(__x86_64__)
+#define NN_LEVEL_INSTANCES(fn) fn##_baseline, fn##_avx2, fn##_avx512
+#else
+#define NN_LEVEL_INSTANCES(fn) fn##_baseline
+#endif
+#define NN_DISPATCH(fn) ((__typeof__(&fn##_baseline) const[]){NN_LEVEL_INSTANCES(fn)})[nn_level()]
+
 #endif

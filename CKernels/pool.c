@@ -1,7 +1,10 @@
 /* Pooling over the spatial axes of NCHW tensors: max, average and adaptive average, forward and backward
  * (semantics in include/pool.h). Forward passes split output rows across threads. Backward passes split
  * whole (n, c) planes instead: overlapping windows scatter into the same input elements, and a plane owned
- * by one thread needs neither atomics nor a reduction, so dx is the same for any thread count. */
+ * by one thread needs neither atomics nor a reduction, so dx is the same for any thread count.
+ * Built per instruction level (CKernels/README.md): each parallel loop runs one per-level call per output
+ * row or plane. */
+#ifndef NN_LEVEL /* ---- common to every level ---- */
 #include "nn_internal.h"
 #include <limits.h>
 #include <math.h>
@@ -84,31 +87,6 @@ static inline double pool_work(const nn_pool2d_params *p, long oh, long ow) {
 }
 
 /* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
-void nn_max_pool2d_forward(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
-    assert(y && x && params_ok(p));
-    axis ah = rows_of(p), aw = cols_of(p);
-    long w = p->w, rows = (long)p->n * p->c * ah.out;
-    NN_PARALLEL_FOR_IF(pool_work(p, ah.out, aw.out) >= NN_PARALLEL_MIN)
-    for (long r = 0; r < rows; r++) {
-        const float *plane = x + (r / ah.out) * p->h * w;
-        window wh = axis_window(ah, r % ah.out);
-        for (long j = 0; j < aw.out; j++) {
-            window ww = axis_window(aw, j);
-            /* Padding is -inf, so a window of -inf values reports its first real element. */
-            float best = -INFINITY;
-            long best_at = wh.lo * w + ww.lo;
-            for (long a = wh.lo; a < wh.hi; a++)
-                for (long b = ww.lo; b < ww.hi; b++) {
-                    float v = plane[a * w + b];
-                    if (v > best || isnan(v)) { best = v; best_at = a * w + b; }
-                }
-            y[r * aw.out + j] = best;
-            if (indices) indices[r * aw.out + j] = best_at;
-        }
-    }
-}
-
-/* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
 void nn_max_pool2d_forward_ref(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
     assert(y && x && params_ok(p));
     long h = p->h, w = p->w, oh = nn_pool2d_out_h(p), ow = nn_pool2d_out_w(p);
@@ -130,80 +108,38 @@ void nn_max_pool2d_forward_ref(float *y, int64_t *indices, const float *x, const
             }
 }
 
-/* dx (N, C, H, W); dy, indices (N, C, OH, OW). */
-void nn_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
-    assert(dx && dy && indices && params_ok(p));
-    long hw = (long)p->h * p->w, ohw = (long)nn_pool2d_out_h(p) * nn_pool2d_out_w(p);
-    long planes = (long)p->n * p->c;
-    NN_PARALLEL_FOR_IF(planes > 1 && planes * (hw + ohw) >= NN_PARALLEL_MIN)
-    for (long pl = 0; pl < planes; pl++) {
-        float *g = dx + pl * hw;
-        const float *d = dy + pl * ohw;
-        const int64_t *at = indices + pl * ohw;
-        memset(g, 0, (size_t)hw * sizeof(float));
-        for (long t = 0; t < ohw; t++) {
-            assert(at[t] >= 0 && at[t] < hw);
-            g[at[t]] += d[t];
-        }
-    }
-}
-
 /* Adaptive windows have no padding, so their span is their real count and either rule gives it. */
 static inline long avg_divisor(window wh, window ww, int count_include_pad) {
     return count_include_pad ? wh.span * ww.span : (wh.hi - wh.lo) * (ww.hi - ww.lo);
 }
 
-/* The one average-pooling forward, strided or adaptive: y (planes, OH, OW); x (planes, H, W).
- * Sums in double in row-major order. work (taps in all) only decides whether to fork a team. */
-static void avg_forward(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad, double work) {
-    (void)work; /* read by the OpenMP pragma alone */
-    long rows = planes * ah.out;
-    NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
-    for (long r = 0; r < rows; r++) {
-        const float *plane = x + (r / ah.out) * ah.in * aw.in;
-        window wh = axis_window(ah, r % ah.out);
-        for (long j = 0; j < aw.out; j++) {
-            window ww = axis_window(aw, j);
-            double sum = 0.0;
-            for (long a = wh.lo; a < wh.hi; a++)
-                for (long b = ww.lo; b < ww.hi; b++) sum += plane[a * aw.in + b];
-            y[r * aw.out + j] = (float)(sum / (double)avg_divisor(wh, ww, count_include_pad));
-        }
-    }
+#define NN_LEVEL_SOURCE "pool.c"
+#include "levels.h"
+
+/* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
+void nn_max_pool2d_forward(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
+    assert(y && x && params_ok(p));
+    NN_DISPATCH(max_forward)(y, indices, x, p);
 }
 
-/* The one average-pooling backward: dx (planes, H, W) written; dy (planes, OH, OW). */
-static void avg_backward(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad, double work) {
-    (void)work; /* read by the OpenMP pragma alone */
-    long hw = ah.in * aw.in;
-    NN_PARALLEL_FOR_IF(planes > 1 && work >= NN_PARALLEL_MIN)
-    for (long pl = 0; pl < planes; pl++) {
-        float *g = dx + pl * hw;
-        memset(g, 0, (size_t)hw * sizeof(float));
-        for (long i = 0; i < ah.out; i++) {
-            window wh = axis_window(ah, i);
-            for (long j = 0; j < aw.out; j++) {
-                window ww = axis_window(aw, j);
-                float share = dy[(pl * ah.out + i) * aw.out + j] / (float)avg_divisor(wh, ww, count_include_pad);
-                for (long a = wh.lo; a < wh.hi; a++)
-                    for (long b = ww.lo; b < ww.hi; b++) g[a * aw.in + b] += share;
-            }
-        }
-    }
+/* dx (N, C, H, W); dy, indices (N, C, OH, OW). */
+void nn_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
+    assert(dx && dy && indices && params_ok(p));
+    NN_DISPATCH(max_backward)(dx, dy, indices, p);
 }
 
 /* y (N, C, OH, OW); x (N, C, H, W). */
 void nn_avg_pool2d_forward(float *y, const float *x, const nn_pool2d_params *p) {
     assert(y && x && params_ok(p));
     axis ah = rows_of(p), aw = cols_of(p);
-    avg_forward(y, x, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
+    NN_DISPATCH(avg_forward)(y, x, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
 }
 
 /* dx (N, C, H, W); dy (N, C, OH, OW). */
 void nn_avg_pool2d_backward(float *dx, const float *dy, const nn_pool2d_params *p) {
     assert(dx && dy && params_ok(p));
     axis ah = rows_of(p), aw = cols_of(p);
-    avg_backward(dx, dy, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
+    NN_DISPATCH(avg_backward)(dx, dy, (long)p->n * p->c, ah, aw, p->count_include_pad, pool_work(p, ah.out, aw.out));
 }
 
 /* The divisor of window (i, j) by enumerating its taps: those inside the padded input when padding
@@ -257,12 +193,108 @@ void nn_adaptive_avg_pool2d_forward(float *y, const float *x, int n, int c, int 
     assert(y && x && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
     /* An adaptive window spans about H/OH rows and at least one, so a plane costs about max(H*W, OH*OW) taps. */
     long per_plane = (long)h * w > (long)oh * ow ? (long)h * w : (long)oh * ow;
-    avg_forward(y, x, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
+    NN_DISPATCH(avg_forward)(y, x, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
 }
 
 /* dx (N, C, H, W); dy (N, C, OH, OW). */
 void nn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int n, int c, int h, int w, int oh, int ow) {
     assert(dx && dy && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
     long per_plane = (long)h * w > (long)oh * ow ? (long)h * w : (long)oh * ow;
-    avg_backward(dx, dy, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
+    NN_DISPATCH(avg_backward)(dx, dy, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
 }
+
+#else /* ---- per instruction level (levels.h compiles this part once per level) ---- */
+
+/* Output row r (an index over N*C*OH) of y, indices from x. */
+static void NN_L(max_row)(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p, axis ah, axis aw,
+                          long r) {
+    const long w = p->w;
+    const float *plane = x + (r / ah.out) * p->h * w;
+    window wh = axis_window(ah, r % ah.out);
+    for (long j = 0; j < aw.out; j++) {
+        window ww = axis_window(aw, j);
+        /* Padding is -inf, so a window of -inf values reports its first real element. */
+        float best = -INFINITY;
+        long best_at = wh.lo * w + ww.lo;
+        for (long a = wh.lo; a < wh.hi; a++)
+            for (long b = ww.lo; b < ww.hi; b++) {
+                float v = plane[a * w + b];
+                if (v > best || isnan(v)) { best = v; best_at = a * w + b; }
+            }
+        y[r * aw.out + j] = best;
+        if (indices) indices[r * aw.out + j] = best_at;
+    }
+}
+
+static void NN_L(max_forward)(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
+    axis ah = rows_of(p), aw = cols_of(p);
+    long rows = (long)p->n * p->c * ah.out;
+    NN_PARALLEL_FOR_IF(pool_work(p, ah.out, aw.out) >= NN_PARALLEL_MIN)
+    for (long r = 0; r < rows; r++) NN_L(max_row)(y, indices, x, p, ah, aw, r);
+}
+
+/* One plane: g (H*W) = the sum of d (OH*OW) at the positions `at` recorded. */
+static void NN_L(max_backward_plane)(float *g, const float *d, const int64_t *at, long hw, long ohw) {
+    memset(g, 0, (size_t)hw * sizeof(float));
+    for (long t = 0; t < ohw; t++) {
+        assert(at[t] >= 0 && at[t] < hw);
+        g[at[t]] += d[t];
+    }
+}
+
+static void NN_L(max_backward)(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
+    long hw = (long)p->h * p->w, ohw = (long)nn_pool2d_out_h(p) * nn_pool2d_out_w(p);
+    long planes = (long)p->n * p->c;
+    NN_PARALLEL_FOR_IF(planes > 1 && planes * (hw + ohw) >= NN_PARALLEL_MIN)
+    for (long pl = 0; pl < planes; pl++)
+        NN_L(max_backward_plane)(dx + pl * hw, dy + pl * ohw, indices + pl * ohw, hw, ohw);
+}
+
+/* Output row r (an index over planes*OH) of the average: sums in double in row-major order. */
+static void NN_L(avg_row)(float *y, const float *x, axis ah, axis aw, int count_include_pad, long r) {
+    const float *plane = x + (r / ah.out) * ah.in * aw.in;
+    window wh = axis_window(ah, r % ah.out);
+    for (long j = 0; j < aw.out; j++) {
+        window ww = axis_window(aw, j);
+        double sum = 0.0;
+        for (long a = wh.lo; a < wh.hi; a++)
+            for (long b = ww.lo; b < ww.hi; b++) sum += plane[a * aw.in + b];
+        y[r * aw.out + j] = (float)(sum / (double)avg_divisor(wh, ww, count_include_pad));
+    }
+}
+
+/* The one average-pooling forward, strided or adaptive: y (planes, OH, OW); x (planes, H, W).
+ * work (taps in all) only decides whether to fork a team. */
+static void NN_L(avg_forward)(float *y, const float *x, long planes, axis ah, axis aw, int count_include_pad,
+                              double work) {
+    (void)work; /* read by the OpenMP pragma alone */
+    long rows = planes * ah.out;
+    NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
+    for (long r = 0; r < rows; r++) NN_L(avg_row)(y, x, ah, aw, count_include_pad, r);
+}
+
+/* One plane: g (H, W) written from d (OH, OW). */
+static void NN_L(avg_backward_plane)(float *g, const float *d, axis ah, axis aw, int count_include_pad) {
+    memset(g, 0, (size_t)(ah.in * aw.in) * sizeof(float));
+    for (long i = 0; i < ah.out; i++) {
+        window wh = axis_window(ah, i);
+        for (long j = 0; j < aw.out; j++) {
+            window ww = axis_window(aw, j);
+            float share = d[i * aw.out + j] / (float)avg_divisor(wh, ww, count_include_pad);
+            for (long a = wh.lo; a < wh.hi; a++)
+                for (long b = ww.lo; b < ww.hi; b++) g[a * aw.in + b] += share;
+        }
+    }
+}
+
+/* The one average-pooling backward: dx (planes, H, W) written; dy (planes, OH, OW). */
+static void NN_L(avg_backward)(float *dx, const float *dy, long planes, axis ah, axis aw, int count_include_pad,
+                               double work) {
+    (void)work; /* read by the OpenMP pragma alone */
+    long hw = ah.in * aw.in;
+    NN_PARALLEL_FOR_IF(planes > 1 && work >= NN_PARALLEL_MIN)
+    for (long pl = 0; pl < planes; pl++)
+        NN_L(avg_backward_plane)(dx + pl * hw, dy + pl * ah.out * aw.out, ah, aw, count_include_pad);
+}
+
+#endif

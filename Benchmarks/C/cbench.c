@@ -48,36 +48,56 @@ static const bench_case cases[] = {
     CBENCH_FAMILY_CASES
 };
 
-/* The machine's FMA peak, measured: every thread runs independent chains of vector fused
- * multiply-adds (enough chains to cover the FMA latency), so the rate is what the FMA units can issue.
- * 512-bit vector types compile to one AVX-512 or two AVX2 instructions, so the figure suits either. */
-typedef float v16 __attribute__((vector_size(64)));
+/* The machine's FMA peak, measured at the widest instruction level the CPU has (the one our kernels
+ * run): every thread runs PEAK_CHAINS independent chains of vector fused multiply-adds, enough to keep
+ * every FMA port busy through the FMA latency (2 ports x 4-5 cycles on Zen 3/4 and Skylake-X; one 512-bit
+ * FMA fills both of Zen 4's 256-bit units), and all threads run at once. The kernel is written once over
+ * a lane count and instantiated per level with its target attribute, as the kernels are
+ * (CKernels/README.md). The baseline level has no FMA: its multiply and add count as two flops. */
 #define PEAK_CHAINS 12
-#define PEAK_ITERS 4000000L
+#define PEAK_ITERS 2000000L
 
-static double fma_loop(void) {
-    v16 acc[PEAK_CHAINS];
-    v16 a = {0}, b = {0};
-    for (int i = 0; i < 16; i++) { a[i] = 0.999999f; b[i] = 1e-7f; }
-    for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = b * (float)(c + 1);
-    for (long it = 0; it < PEAK_ITERS; it++)
-        for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = acc[c] * a + b;
-    float sink = 0;
-    for (int c = 0; c < PEAK_CHAINS; c++) sink += acc[c][0];
-    return sink;
+#define DEFINE_FMA_CHAINS(level, target_, lanes)                                                    \
+    __attribute__((target(target_), noinline)) static float fma_chains_##level(long iters) {       \
+        typedef float vec __attribute__((vector_size((lanes) * 4)));                               \
+        vec acc[PEAK_CHAINS], a, b;                                                                 \
+        for (int i = 0; i < (lanes); i++) { a[i] = 0.999999f; b[i] = 1e-7f; }                      \
+        for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = b * (float)(c + 1);                         \
+        for (long it = 0; it < iters; it++)                                                         \
+            for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = acc[c] * a + b;                         \
+        float sink = 0;                                                                             \
+        for (int c = 0; c < PEAK_CHAINS; c++) sink += acc[c][0];                                   \
+        return sink;                                                                                \
+    }
+DEFINE_FMA_CHAINS(baseline, "sse2", 4)
+#if defined(__x86_64__)
+DEFINE_FMA_CHAINS(avx2, "avx2,fma", 8)
+DEFINE_FMA_CHAINS(avx512, "avx512f,avx2,fma", 16)
+#endif
+
+/* The chains at `level`: 2 * lanes * PEAK_CHAINS * iters flops. */
+static float fma_chains(int level, long iters) {
+#if defined(__x86_64__)
+    if (level == NN_CPU_AVX512) return fma_chains_avx512(iters);
+    if (level == NN_CPU_AVX2) return fma_chains_avx2(iters);
+#endif
+    return fma_chains_baseline(iters);
 }
 
 static double peak_gflops(int threads) {
-    volatile double sink = 0;
+    static const int lanes[] = {4, 8, 16};
+    const int level = nn_cpu_best_level();
+    const double flops = 2.0 * lanes[level] * PEAK_CHAINS * PEAK_ITERS * threads;
+    volatile float sink = 0;
     double best = 0;
     for (int round = 0; round < 3; round++) {
         double t0 = now_ms();
-        double s = 0;
+        float s = 0;
 #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : s)
-        for (int t = 0; t < threads; t++) s += fma_loop();
+        for (int t = 0; t < threads; t++) s += fma_chains(level, PEAK_ITERS);
         double ms = now_ms() - t0;
         sink += s;
-        double gflops = 2.0 * 16 * PEAK_CHAINS * PEAK_ITERS * threads / (ms * 1e6);
+        double gflops = flops / (ms * 1e6);
         if (gflops > best) best = gflops;
     }
     (void)sink;
@@ -102,8 +122,16 @@ int main(int argc, char **argv) {
     }
     nn_set_num_threads(threads);
     threads = nn_get_num_threads();
-    fprintf(stderr, "cbench: openmp %s, %d threads\n", nn_openmp_enabled() ? "on" : "off", threads);
-    double peak = 0; /* measured once, only when a case reports GFLOPS */
+    fprintf(stderr, "cbench: openmp %s, %d threads, CPU level %s, OpenBLAS core %s\n", nn_openmp_enabled() ? "on" : "off",
+            threads, nn_cpu_level_name(nn_cpu_level()), nn_blas_core_name());
+    /* The FMA peak, measured before any case, once, when a case reports GFLOPS: after a GEMM, OpenBLAS's
+     * threads spin for a while and would take the cores from it. */
+    double peak = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        if (wanted(list, cases[c].name) && cases[c].flops > 0 && peak == 0) peak = peak_gflops(threads);
+    if (peak > 0)
+        fprintf(stderr, "cbench: FMA peak %.1f GFLOPS on %d threads (level %s)\n", peak, threads,
+                nn_cpu_level_name(nn_cpu_best_level()));
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const bench_case *bc = &cases[c];
         if (!wanted(list, bc->name)) continue;
@@ -123,7 +151,6 @@ int main(int argc, char **argv) {
         printf("{\"case\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"reps\": %d", bc->name, median, best, reps);
         if (bc->flops > 0) {
             double gflops = bc->flops / (median * 1e6);
-            if (peak == 0) peak = peak_gflops(threads);
             printf(", \"gflops\": %.1f, \"fma_peak_gflops\": %.1f, \"peak_share\": %.3f", gflops, peak, gflops / peak);
         }
         printf("}\n");

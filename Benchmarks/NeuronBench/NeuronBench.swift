@@ -30,7 +30,7 @@ struct NeuronBench: ParsableCommand {
         if let unknown = wanted.first(where: { name in !all.contains { $0.name == name } }) {
             throw ValidationError("unknown case \(unknown); --list shows the cases")
         }
-        FileHandle.standardError.write(Data((Neuron.threadingSummary + "\n").utf8))
+        FileHandle.standardError.write(Data((Neuron.buildSummary + "\n").utf8))
         for bench in all where wanted.isEmpty || wanted.contains(bench.name) {
             let body = try bench.prepare()
             try body()  // warm-up

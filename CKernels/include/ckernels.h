@@ -27,11 +27,39 @@ int nn_openmp_enabled(void);
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
 
+/* ---- cpu.c: instruction levels ----------------------------------------------------------------- */
+/* The hot kernels are built once per level and the process runs one level, chosen when the library
+ * loads: the best the CPU and OS support, lowered by NEURON_CPU=baseline|avx2|avx512. Levels agree to
+ * float rounding; each is bit-identical across thread counts. AArch64 has the baseline only. */
+typedef enum { NN_CPU_BASELINE = 0, NN_CPU_AVX2 = 1, NN_CPU_AVX512 = 2 } nn_cpu_level_id;
+#if defined(__x86_64__)
+#define NN_CPU_LEVELS 3
+#else
+#define NN_CPU_LEVELS 1
+#endif
+/* The best level this CPU and OS support (CPUID, and XGETBV for the OS-saved AVX/AVX-512 state). */
+int nn_cpu_best_level(void);
+/* The level the kernels run on this thread. */
+int nn_cpu_level(void);
+/* Sets the process's level; level < 0 restores the default. Returns -1, changing nothing, for a level
+ * above nn_cpu_best_level(). */
+int nn_set_cpu_level(int level);
+/* Overrides the level for the calling thread only (level < 0 clears it); -1 as above. The kernels' own
+ * worker threads follow the calling thread's level. */
+int nn_set_thread_cpu_level(int level);
+/* "baseline", "avx2", "avx512"; and back (-1 for an unknown name). */
+const char *nn_cpu_level_name(int level);
+int nn_cpu_level_from_name(const char *name);
+/* Why NEURON_CPU was not honoured (unknown name, or a level this CPU lacks), or NULL. */
+const char *nn_cpu_level_note(void);
+
 /* ---- gemm.c: matrix products through OpenBLAS ------------------------------------------------ */
 /* C[M, N] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [M, K], op(B) is [K, N].
  * trans_a/trans_b select the transposes; lda/ldb/ldc are the row strides of the stored matrices. */
 void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* OpenBLAS's name for the core its kernels were chosen for ("SkylakeX", "Zen", "Haswell"...). */
+const char *nn_blas_core_name(void);
 /* Plain triple loop with double accumulation: the reference the tests compare nn_sgemm against. */
 void nn_sgemm_ref(int trans_a, int trans_b, int m, int n, int k, float alpha,
                   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);

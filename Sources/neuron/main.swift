@@ -72,9 +72,13 @@ extension NeuronCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show how the kernels were built.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show how the kernels run: OpenMP threads, the CPU instruction level, OpenBLAS's core.")
         @OptionGroup var common: CommonOptions
-        func run() throws { common.apply() }
+        func run() throws {
+            Neuron.threads = common.threads
+            print(Neuron.buildSummary)
+        }
     }
 }
 

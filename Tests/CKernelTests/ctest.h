@@ -71,9 +71,28 @@ __attribute__((unused)) static void ctest_fill(float *x, size_t n, float lo, flo
 }
 
 static int ctest_finish(const char *name) {
-    printf("%s: %d checks, %d failures (openmp %s, %d threads)\n", name, ctest_checks, ctest_failures,
-           nn_openmp_enabled() ? "on" : "off", nn_get_num_threads());
+    printf("%s: %d checks, %d failures (openmp %s, %d threads, levels baseline..%s)\n", name, ctest_checks,
+           ctest_failures, nn_openmp_enabled() ? "on" : "off", nn_get_num_threads(),
+           nn_cpu_level_name(nn_cpu_best_level()));
     return ctest_failures ? 1 : 0;
+}
+
+/* Runs the suite at every instruction level this CPU supports, the baseline first, then reports. Each
+ * level is checked on its own: against the references, and bit-identical across thread counts. */
+__attribute__((unused)) static int ctest_run_levels(const char *name, void (*suite)(void)) {
+    for (int level = 0; level <= nn_cpu_best_level(); level++) {
+        if (nn_set_cpu_level(level) != 0) {
+            ctest_failures++;
+            fprintf(stderr, "%s: level %s refused although the CPU supports it\n", name, nn_cpu_level_name(level));
+            continue;
+        }
+        const int before = ctest_failures;
+        suite();
+        if (ctest_failures != before)
+            fprintf(stderr, "%s: %d failures at level %s\n", name, ctest_failures - before, nn_cpu_level_name(level));
+    }
+    nn_set_cpu_level(-1);
+    return ctest_finish(name);
 }
 
 #endif

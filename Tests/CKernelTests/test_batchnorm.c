@@ -234,10 +234,11 @@ static void test_threads(void) {
     }
 }
 
-int main(void) {
+static void suite(void) {
     test_known_values();
     test_against_ref();
     test_gradients();
     test_threads();
-    return ctest_finish("test_batchnorm");
 }
+
+int main(void) { return ctest_run_levels("test_batchnorm", suite); }

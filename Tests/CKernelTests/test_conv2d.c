@@ -422,7 +422,7 @@ static void test_output_size_overflow(void) {
     CHECK(nn_conv2d_out_h(&big_stride) == 2);
 }
 
-int main(void) {
+static void suite(void) {
     test_geometry();
     test_output_size_overflow();
     test_empty_sums();
@@ -430,5 +430,6 @@ int main(void) {
     for (int k = 0; k < NCASES; k++) test_finite_differences(&cases[k]);
     test_thread_independence();
     test_goldens();
-    return ctest_finish("test_conv2d");
 }
+
+int main(void) { return ctest_run_levels("test_conv2d", suite); }

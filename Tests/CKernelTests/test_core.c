@@ -1,4 +1,5 @@
-/* Core kernels: GEMM against its reference loop, reductions, softmax, losses. */
+/* Core kernels: GEMM against its reference loop, reductions, softmax, losses, element-wise maps; the
+ * instruction-level switch (cpu.c). */
 #include "ctest.h"
 
 static void test_sgemm(void) {
@@ -101,11 +102,93 @@ static void test_cross_entropy_grad(void) {
     ctest_close("cross_entropy grad", dz, num, R * C, 1e-3f, 1e-2f);
 }
 
-int main(void) {
+/* The flat maps and broadcasts against scalar formulas, across item boundaries (CHUNK = 4096) and on
+ * both sides of the parallel threshold; bit-identical on 1 and 2 threads. */
+static void test_elementwise(void) {
+    const size_t sizes[] = {0, 1, 7, 4096 * 3 + 17, 70001};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const size_t n = sizes[si];
+        float *x = malloc((n + 1) * 4), *y = malloc((n + 1) * 4), *y1 = malloc((n + 1) * 4), *want = malloc((n + 1) * 4);
+        ctest_fill(x, n, -3, 3);
+        if (n > 2) { x[1] = 0.0f; x[2] = -0.0f; }
+        nn_unary(NN_UNARY_RELU, y, x, n);
+        for (size_t i = 0; i < n; i++) want[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        ctest_equal_bits("relu", y, want, n);
+        nn_unary(NN_UNARY_SQRT, y, x, n);
+        for (size_t i = 0; i < n; i++) want[i] = sqrtf(x[i]);
+        ctest_equal_bits("sqrt", y, want, n);
+        nn_unary(NN_UNARY_TANH, y, x, n);
+        for (size_t i = 0; i < n; i++) want[i] = tanhf(x[i]);
+        ctest_equal_bits("tanh", y, want, n);
+        nn_leaky_relu_forward(y, x, 0.1f, n);
+        for (size_t i = 0; i < n; i++) want[i] = x[i] > 0.0f ? x[i] : 0.1f * x[i];
+        ctest_equal_bits("leaky relu", y, want, n);
+        nn_affine(y, x, 1.5f, -0.25f, n);
+        for (size_t i = 0; i < n; i++) want[i] = 1.5f * x[i] - 0.25f;
+        ctest_close("affine", y, want, n, 1e-6f, 1e-6f); /* one rounding with FMA, two without */
+        nn_clamp(y, x, -1.0f, 2.0f, n);
+        for (size_t i = 0; i < n; i++) want[i] = fminf(fmaxf(x[i], -1.0f), 2.0f);
+        ctest_equal_bits("clamp", y, want, n);
+        nn_activation_backward(NN_ACT_TANH, y, x, x, 0.0f, n);
+        for (size_t i = 0; i < n; i++) want[i] = x[i] * (1.0f - x[i] * x[i]);
+        ctest_close("tanh backward", y, want, n, 1e-5f, 1e-6f);
+        /* (rows, cols) + (1, cols) broadcast, and the thread-count check on the largest case. */
+        const long cols = n >= 7 ? 7 : (long)n, rows = cols ? (long)n / cols : 0;
+        const long shape[2] = {rows, cols}, sa[2] = {cols, 1}, sb[2] = {0, 1};
+        nn_binary_broadcast(NN_BIN_MUL, y, x, sa, x, sb, shape, 2);
+        for (long r = 0; r < rows; r++)
+            for (long j = 0; j < cols; j++) want[r * cols + j] = x[r * cols + j] * x[j];
+        ctest_equal_bits("broadcast mul", y, want, (size_t)(rows * cols));
+        nn_set_num_threads(1);
+        nn_unary(NN_UNARY_EXP, y1, x, n);
+        nn_set_num_threads(2);
+        nn_unary(NN_UNARY_EXP, y, x, n);
+        nn_set_num_threads(0);
+        ctest_equal_bits("exp threads", y, y1, n);
+        free(x); free(y); free(y1); free(want);
+    }
+}
+
+/* The level switch: names, refusals, NEURON_CPU, the per-thread override. Runs once, outside the loop
+ * over levels, and leaves the default level in place. */
+static void test_cpu_levels(void) {
+    const int best = nn_cpu_best_level();
+    CHECK(best >= 0 && best < NN_CPU_LEVELS);
+    for (int level = 0; level < NN_CPU_LEVELS; level++)
+        CHECK(nn_cpu_level_from_name(nn_cpu_level_name(level)) == level);
+    CHECK(nn_cpu_level_from_name("avx3") == -1);
+    CHECK(nn_set_cpu_level(best + 1) == -1 && nn_set_cpu_level(NN_CPU_LEVELS) == -1);
+    CHECK(nn_set_thread_cpu_level(best + 1) == -1);
+    /* NEURON_CPU lowers the level; one the CPU lacks, or no level at all, is refused with a note. */
+    const char *saved = getenv("NEURON_CPU");
+    setenv("NEURON_CPU", "baseline", 1);
+    CHECK(nn_set_cpu_level(-1) == 0 && nn_cpu_level() == NN_CPU_BASELINE && nn_cpu_level_note() == NULL);
+    setenv("NEURON_CPU", "fastest", 1);
+    CHECK(nn_set_cpu_level(-1) == 0 && nn_cpu_level() == best && nn_cpu_level_note() != NULL);
+    if (best < NN_CPU_LEVELS - 1) {
+        setenv("NEURON_CPU", nn_cpu_level_name(best + 1), 1);
+        CHECK(nn_set_cpu_level(-1) == 0 && nn_cpu_level() == best && nn_cpu_level_note() != NULL &&
+              strstr(nn_cpu_level_note(), "refused") != NULL);
+    }
+    unsetenv("NEURON_CPU");
+    CHECK(nn_set_cpu_level(-1) == 0 && nn_cpu_level() == best && nn_cpu_level_note() == NULL);
+    /* A thread's override wins over the process's level, and clears. */
+    CHECK(nn_set_thread_cpu_level(NN_CPU_BASELINE) == 0 && nn_cpu_level() == NN_CPU_BASELINE);
+    CHECK(nn_set_thread_cpu_level(-1) == 0 && nn_cpu_level() == best);
+    if (saved) setenv("NEURON_CPU", saved, 1);
+    nn_set_cpu_level(-1);
+}
+
+static void suite(void) {
+    test_elementwise();
     test_sgemm();
     test_reduce();
     test_nan_propagation();
     test_softmax_extremes();
     test_cross_entropy_grad();
-    return ctest_finish("test_core");
+}
+
+int main(void) {
+    test_cpu_levels();
+    return ctest_run_levels("test_core", suite);
 }

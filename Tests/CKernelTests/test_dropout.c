@@ -118,10 +118,11 @@ static void test_threads(void) {
     for (int t = 0; t < 2; t++) { free(y[t]); free(m[t]); free(dx[t]); }
 }
 
-int main(void) {
+static void suite(void) {
     test_edges();
     test_statistics();
     test_backward();
     test_threads();
-    return ctest_finish("test_dropout");
 }
+
+int main(void) { return ctest_run_levels("test_dropout", suite); }

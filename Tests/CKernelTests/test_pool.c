@@ -289,7 +289,7 @@ static void test_threads(void) {
     }
 }
 
-int main(void) {
+static void suite(void) {
     test_out_size();
     test_max_known();
     test_avg_known();
@@ -297,5 +297,6 @@ int main(void) {
     test_against_ref();
     test_gradients();
     test_threads();
-    return ctest_finish("test_pool");
 }
+
+int main(void) { return ctest_run_levels("test_pool", suite); }
