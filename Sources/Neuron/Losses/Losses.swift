@@ -81,16 +81,36 @@ public func binaryCrossEntropyWithLogits(_ logits: Tensor, _ target: Tensor, red
 
 /// Softmax cross-entropy from logits [N, C] and class indices [N] (PyTorch's `F.cross_entropy`),
 /// computed through log-softmax so large logits stay finite.
-public func crossEntropy(_ logits: Tensor, labels: [Int], reduction: Reduction = .mean) throws -> Tensor {
+///
+/// Rows whose label equals `ignoreIndex` (padded targets; PyTorch's `ignore_index`, whose default is
+/// -100) add nothing to the loss or the gradient: `.mean` divides by the number of rows not ignored,
+/// `.none` gives them a loss of 0.
+/// - Throws: `NeuronError.invalidArgument` for a label out of range that is not `ignoreIndex`;
+///   `.emptyInput` for a mean over a batch whose every row is ignored (PyTorch returns NaN).
+public func crossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int? = nil, reduction: Reduction = .mean) throws -> Tensor {
     guard logits.rank == 2, labels.count == logits.shape[0] else {
         throw NeuronError.shapeMismatch("cross_entropy: logits \(shapeString(logits.shape)) and \(labels.count) labels (expects [N, C] and N labels)")
     }
     let classes = logits.shape[1]
-    if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
+    if let bad = labels.first(where: { ($0 < 0 || $0 >= classes) && $0 != ignoreIndex }) {
         throw NeuronError.invalidArgument("cross_entropy: label \(bad) is out of range for \(classes) classes")
     }
-    let ids = labels.map(Int64.init)
-    return try softmaxCrossEntropy(logits, labels: ids, probabilities: nil, reduction: reduction)
+    guard let ignoreIndex, labels.contains(ignoreIndex) else {
+        return try softmaxCrossEntropy(logits, labels: labels.map(Int64.init), probabilities: nil, reduction: reduction)
+    }
+    // Ignored rows go through the kernels with label 0 and a weight of 0.
+    let kept = labels.map { $0 == ignoreIndex ? Float(0) : 1 }
+    let count = kept.reduce(0, +)
+    if reduction == .mean && count == 0 {
+        throw NeuronError.emptyInput("cross_entropy: every one of the \(labels.count) labels is the ignored index \(ignoreIndex)")
+    }
+    let ids = labels.map { $0 == ignoreIndex ? Int64(0) : Int64($0) }
+    let perRow = try softmaxCrossEntropy(logits, labels: ids, probabilities: nil, reduction: .none) * Tensor(kept)
+    switch reduction {
+    case .none: return perRow
+    case .sum: return perRow.sum()
+    case .mean: return perRow.sum() * (1 / count)
+    }
 }
 
 /// Softmax cross-entropy from logits [N, C] and target distributions [N, C] (one-hot or soft labels).

@@ -61,8 +61,12 @@ final class RecurrentStack {
     /// Inserted before "_l0" in every key of a variant PyTorch lacks ("" for PyTorch's cells).
     let keyTag: String
 
-    init(name: String, cell: nn_rnn_cell, keyTag: String, input: Int, hidden: Int, layers: Int, bias: Bool,
-         batchFirst: Bool, dropout: Float, bidirectional: Bool, merge: BidirectionalMerge) throws {
+    /// A single-step cell: keys without the layer suffix (weight_ih, not weight_ih_l0).
+    let isCell: Bool
+
+    init(name: String, cell: nn_rnn_cell, keyTag: String, input: Int, hidden: Int, layers: Int = 1, bias: Bool,
+         batchFirst: Bool = false, dropout: Float = 0, bidirectional: Bool = false, merge: BidirectionalMerge = .concatenate,
+         isCell: Bool = false) throws {
         guard input >= 1 else { throw NeuronError.invalidArgument("\(name): input size must be at least 1, got \(input)") }
         guard hidden >= 1 else { throw NeuronError.invalidArgument("\(name): hidden size must be at least 1, got \(hidden)") }
         guard layers >= 1 else { throw NeuronError.invalidArgument("\(name): layers must be at least 1, got \(layers)") }
@@ -70,6 +74,7 @@ final class RecurrentStack {
             throw NeuronError.invalidArgument("\(name): dropout must be in [0, 1], got \(dropout)")
         }
         self.name = name
+        self.isCell = isCell
         self.cell = cell
         self.keyTag = keyTag
         inputSize = input
@@ -96,7 +101,7 @@ final class RecurrentStack {
     /// PyTorch's keys: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, then _reverse, then layer 1...
     var namedParameters: [(name: String, parameter: Parameter)] {
         weights.enumerated().flatMap { l, dirs in
-            dirs.enumerated().flatMap { d, w in w.named(tag: keyTag, suffix: "_l\(l)" + (d == 1 ? "_reverse" : "")) }
+            dirs.enumerated().flatMap { d, w in w.named(tag: keyTag, suffix: isCell ? "" : "_l\(l)" + (d == 1 ? "_reverse" : "")) }
         }
     }
 

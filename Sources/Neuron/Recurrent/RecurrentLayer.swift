@@ -29,6 +29,11 @@ public protocol RecurrentLayer: Module {
     func callAsFunction(_ x: Tensor, state: State?, lengths: [Int]?) throws -> (output: Tensor, state: State)
 }
 
+extension RecurrentLayer {
+    /// The output sequence from a zero initial state, so the layer fits in a `Sequential`.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil, lengths: nil).output }
+}
+
 /// Carries a recurrent layer's final state into its next call, detached from the tape: truncated
 /// backpropagation through time over a long stream cut into windows (Keras's `stateful=True`).
 ///

@@ -16,6 +16,24 @@ import CKernels
 //
 // Each call is one node on the autograd tape (the whole stack, both directions, dropout between layers).
 
+/// What `RNN`, `LSTM`, `GRU` and the cells share: the configuration, the parameters under PyTorch's
+/// keys, and the train/eval mode (dropout between layers is active in training mode only).
+public class RecurrentModule {
+    let stack: RecurrentStack
+    public var isTraining = true
+
+    init(_ stack: RecurrentStack) { self.stack = stack }
+
+    public var localParameters: [(name: String, parameter: Parameter)] { stack.namedParameters }
+    public var inputSize: Int { stack.inputSize }
+    public var hiddenSize: Int { stack.hiddenSize }
+    public var layers: Int { stack.layerCount }
+    public var bidirectional: Bool { stack.bidirectional }
+    public var batchFirst: Bool { stack.batchFirst }
+    /// The dropout probability between layers.
+    public var dropout: Float { stack.dropout }
+}
+
 /// The nonlinearity of a vanilla `RNN`.
 public enum RNNNonlinearity: Sendable {
     case tanh, relu
@@ -28,9 +46,7 @@ public enum RNNNonlinearity: Sendable {
 /// - Parameters (in order): input and hidden sizes; `layers` stacked; `nonlinearity` tanh (default) or
 ///   relu; `bias`; `batchFirst` for [N, T, input] input and output; `dropout` applied to the output of
 ///   every layer but the last in training mode; `bidirectional`; `merge` for the two directions.
-public final class RNN: RecurrentLayer {
-    let stack: RecurrentStack
-    public var isTraining = true
+public final class RNN: RecurrentModule, RecurrentLayer {
     public let nonlinearity: RNNNonlinearity
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
@@ -38,9 +54,9 @@ public final class RNN: RecurrentLayer {
                 batchFirst: Bool = false, dropout: Float = 0, bidirectional: Bool = false,
                 merge: BidirectionalMerge = .concatenate) throws {
         self.nonlinearity = nonlinearity
-        stack = try RecurrentStack(name: "RNN", cell: nonlinearity == .tanh ? NN_CELL_RNN_TANH : NN_CELL_RNN_RELU, keyTag: "",
+        super.init(try RecurrentStack(name: "RNN", cell: nonlinearity == .tanh ? NN_CELL_RNN_TANH : NN_CELL_RNN_RELU, keyTag: "",
                                    input: input, hidden: hidden, layers: layers, bias: bias, batchFirst: batchFirst,
-                                   dropout: dropout, bidirectional: bidirectional, merge: merge)
+                                   dropout: dropout, bidirectional: bidirectional, merge: merge))
     }
 
     /// Runs the sequence from `state` h0 [layers·directions, N, hidden] (zeros when nil).
@@ -51,17 +67,6 @@ public final class RNN: RecurrentLayer {
         let r = try stack.run(x, h0: state, c0: nil, lengths: lengths, training: isTraining)
         return (r.output, r.h)
     }
-
-    /// The output sequence from a zero initial state (so the layer fits in a `Sequential`).
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil, lengths: nil).output }
-
-    public var localParameters: [(name: String, parameter: Parameter)] { stack.namedParameters }
-    public var typeName: String { "RNN" }
-    public var inputSize: Int { stack.inputSize }
-    public var hiddenSize: Int { stack.hiddenSize }
-    public var layers: Int { stack.layerCount }
-    public var bidirectional: Bool { stack.bidirectional }
-    public var batchFirst: Bool { stack.batchFirst }
 }
 
 /// The gate structure of an `LSTM` or `LSTMCell`.
@@ -93,9 +98,7 @@ public enum LSTMVariant: Sendable {
 /// init; Keras uses Glorot/orthogonal and a forget bias of 1). The state is `LSTMState` (h and c).
 /// - Parameters (in order): input and hidden sizes; `layers`; `bias`; `batchFirst`; `dropout` between
 ///   layers (training mode only); `bidirectional`; `merge`; `variant` (standard, peephole, coupled).
-public final class LSTM: RecurrentLayer {
-    let stack: RecurrentStack
-    public var isTraining = true
+public final class LSTM: RecurrentModule, RecurrentLayer {
     public let variant: LSTMVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
@@ -103,9 +106,9 @@ public final class LSTM: RecurrentLayer {
                 dropout: Float = 0, bidirectional: Bool = false, merge: BidirectionalMerge = .concatenate,
                 variant: LSTMVariant = .standard) throws {
         self.variant = variant
-        stack = try RecurrentStack(name: "LSTM", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
+        super.init(try RecurrentStack(name: "LSTM", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
                                    layers: layers, bias: bias, batchFirst: batchFirst, dropout: dropout,
-                                   bidirectional: bidirectional, merge: merge)
+                                   bidirectional: bidirectional, merge: merge))
     }
 
     /// Runs the sequence from `state` (h0 and c0, each [layers·directions, N, hidden]; zeros when nil).
@@ -116,17 +119,6 @@ public final class LSTM: RecurrentLayer {
         let r = try stack.run(x, h0: state?.h, c0: state?.c, lengths: lengths, training: isTraining)
         return (r.output, LSTMState(h: r.h, c: r.c!))
     }
-
-    /// The output sequence from a zero initial state (so the layer fits in a `Sequential`).
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil, lengths: nil).output }
-
-    public var localParameters: [(name: String, parameter: Parameter)] { stack.namedParameters }
-    public var typeName: String { "LSTM" }
-    public var inputSize: Int { stack.inputSize }
-    public var hiddenSize: Int { stack.hiddenSize }
-    public var layers: Int { stack.layerCount }
-    public var bidirectional: Bool { stack.bidirectional }
-    public var batchFirst: Bool { stack.batchFirst }
 }
 
 /// The gate structure of a `GRU` or `GRUCell`. Update-gate convention: in both full forms z is the share
@@ -168,9 +160,7 @@ public enum GRUVariant: Sendable {
 /// Parameters U(±1/√hidden).
 /// - Parameters (in order): input and hidden sizes; `layers`; `bias`; `batchFirst`; `dropout` between
 ///   layers (training mode only); `bidirectional`; `merge`; `variant` (resetAfter, resetBefore, simplified).
-public final class GRU: RecurrentLayer {
-    let stack: RecurrentStack
-    public var isTraining = true
+public final class GRU: RecurrentModule, RecurrentLayer {
     public let variant: GRUVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
@@ -178,9 +168,9 @@ public final class GRU: RecurrentLayer {
                 dropout: Float = 0, bidirectional: Bool = false, merge: BidirectionalMerge = .concatenate,
                 variant: GRUVariant = .resetAfter) throws {
         self.variant = variant
-        stack = try RecurrentStack(name: "GRU", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
+        super.init(try RecurrentStack(name: "GRU", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
                                    layers: layers, bias: bias, batchFirst: batchFirst, dropout: dropout,
-                                   bidirectional: bidirectional, merge: merge)
+                                   bidirectional: bidirectional, merge: merge))
     }
 
     /// Runs the sequence from `state` h0 [layers·directions, N, hidden] (zeros when nil).
@@ -191,15 +181,4 @@ public final class GRU: RecurrentLayer {
         let r = try stack.run(x, h0: state, c0: nil, lengths: lengths, training: isTraining)
         return (r.output, r.h)
     }
-
-    /// The output sequence from a zero initial state (so the layer fits in a `Sequential`).
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil, lengths: nil).output }
-
-    public var localParameters: [(name: String, parameter: Parameter)] { stack.namedParameters }
-    public var typeName: String { "GRU" }
-    public var inputSize: Int { stack.inputSize }
-    public var hiddenSize: Int { stack.hiddenSize }
-    public var layers: Int { stack.layerCount }
-    public var bidirectional: Bool { stack.bidirectional }
-    public var batchFirst: Bool { stack.batchFirst }
 }
