@@ -13,7 +13,8 @@
  *                    gh_n + b_hn (4H); reset-before GRU r, z, n, r * h_prev (4H); simplified GRU u, n (2H);
  *   cprev, c [T, N, H] each: the LSTM cell state before and after each step.
  * Workspace: gx, later dG [T, N, G*H]; a second [T, N, G*H] for the GRU's recurrent dG (its n block
- * differs from the input one); step rows [N, G*H]; four [N, H] state rows; the recurrent bias [G*H].
+ * differs from the input one); step rows [N, G*H]; four [N, H] state rows; the recurrent bias [G*H];
+ * W_hh packed for the fused step (about G*H*H).
  *
  * Rows with different times at one step (the reverse direction with lengths) make the step's dG rows
  * non-contiguous in the time layout, so backward then also writes them to the step rows for the GEMM.
@@ -89,11 +90,13 @@ size_t nn_rnn_saved_size(const nn_rnn_params *p) {
     return rows * ((size_t)p->hidden + act_width(p->cell, p->hidden) + (is_lstm(p->cell) ? 2 * (size_t)p->hidden : 0));
 }
 
+static size_t fused_packed_size(const nn_rnn_params *p);
+
 size_t nn_rnn_workspace_size(const nn_rnn_params *p) {
     const size_t gh = (size_t)nn_rnn_gate_count(p->cell) * p->hidden;
     const size_t rows = (size_t)p->steps * p->batch;
     const size_t seq = rows * gh * (p->cell == NN_CELL_GRU ? 2 : 1);
-    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh;
+    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh + fused_packed_size(p);
 }
 
 static void check_params(const nn_rnn_params *p) {
@@ -135,6 +138,8 @@ static int gemm_rows(const nn_rnn_params *p, int s, int sorted) {
 static int uniform_time(const nn_rnn_params *p) { return !p->lengths || !p->reverse; }
 
 /* ---- the per-step pointwise passes ------------------------------------------------------------------ */
+/* Each pass applies the cell to batch row n over the hidden units [j0, j1): the OpenBLAS path passes
+ * whole rows, the fused path the unit block its tile just computed. */
 
 typedef struct {
     const nn_rnn_params *p;
@@ -142,35 +147,38 @@ typedef struct {
     int s;              /* loop step */
     int pass;           /* reset-before GRU: 1 computes r, z and r*h; 2 computes n and h */
     const float *gx;    /* [T, N, GH] input projections, b_ih included */
-    const float *gh;    /* [N, GH] this step's recurrent products, no bias */
+    float *gh;          /* [N, GH] this step's recurrent products, no bias */
     const float *bh;    /* [GH] b_hh (zeros without bias) */
     const nn_rnn_weights *w;
-    float *h, *c, *rh;  /* [N, H] running state (in place) and the reset-before GRU's r * h */
+    const float *hin;   /* [N, H] state before the step */
+    float *hout;        /* [N, H] state after it (the OpenBLAS path updates in place: hout == hin) */
+    float *c, *rh;      /* [N, H] LSTM cell state (in place); the reset-before GRU's r * h */
     float *y;
     float *hprev, *act, *cprev, *cnew; /* saved, [T, N, .], or null for inference */
+    /* fused path */
+    const float *packed; /* W_hh in unit blocks (pack_forward) */
+    int rows;            /* rows whose recurrent product is computed: the running prefix, or all */
 } fwd_ctx;
 
-static void rnn_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, float *h, float *a) {
-    const int H = k->H;
+static void rnn_fwd_units(const fwd_ctx *k, int j0, int j1, const float *gx, const float *gh, float *h, float *a) {
     const float *bh = k->bh;
     if (k->p->cell == NN_CELL_RNN_TANH) {
-        for (int j = 0; j < H; j++) h[j] = fast_tanh(gx[j] + gh[j] + bh[j]);
+        for (int j = j0; j < j1; j++) h[j] = fast_tanh(gx[j] + gh[j] + bh[j]);
     } else {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float v = gx[j] + gh[j] + bh[j];
             h[j] = v > 0 ? v : (v != v ? v : 0.0f); /* NaN passes as in PyTorch's relu */
         }
     }
-    if (a) memcpy(a, h, sizeof(float) * H);
+    if (a) memcpy(a + j0, h + j0, sizeof(float) * (j1 - j0));
 }
 
-static void lstm_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, float *h, float *c, float *a,
-                         float *cprev_saved, float *c_saved) {
+static void lstm_fwd_units(const fwd_ctx *k, int j0, int j1, const float *gx, const float *gh, float *h, float *c,
+                           float *a) {
     const int H = k->H;
     const float *bh = k->bh;
-    if (cprev_saved) memcpy(cprev_saved, c, sizeof(float) * H);
     if (k->p->cell == NN_CELL_LSTM) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float i = fast_sigmoid(gx[j] + gh[j] + bh[j]);
             const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
             const float g = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
@@ -182,7 +190,7 @@ static void lstm_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, flo
         }
     } else if (k->p->cell == NN_CELL_LSTM_PEEPHOLE) {
         const float *pi = k->w->w_ci, *pf = k->w->w_cf, *po = k->w->w_co;
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float cp = c[j];
             const float i = fast_sigmoid(gx[j] + gh[j] + bh[j] + pi[j] * cp);
             const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j] + pf[j] * cp);
@@ -194,7 +202,7 @@ static void lstm_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, flo
             if (a) { a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; }
         }
     } else { /* coupled: f, g, o */
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float f = fast_sigmoid(gx[j] + gh[j] + bh[j]);
             const float g = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
             const float o = fast_sigmoid(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
@@ -204,30 +212,29 @@ static void lstm_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, flo
             if (a) { a[j] = f; a[H + j] = g; a[2 * H + j] = o; }
         }
     }
-    if (c_saved) memcpy(c_saved, c, sizeof(float) * H);
 }
 
-static void gru_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, float *h, float *a) {
+static void gru_fwd_units(const fwd_ctx *k, int j0, int j1, const float *gx, const float *gh, const float *hin,
+                          float *h, float *a) {
     const int H = k->H;
     const float *bh = k->bh;
-    for (int j = 0; j < H; j++) {
+    for (int j = j0; j < j1; j++) {
         const float r = fast_sigmoid(gx[j] + gh[j] + bh[j]);
         const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
         const float hn = gh[2 * H + j] + bh[2 * H + j];
         const float n = fast_tanh(gx[2 * H + j] + r * hn);
-        const float hp = h[j];
-        h[j] = n + z * (hp - n);
+        h[j] = n + z * (hin[j] - n);
         if (a) { a[j] = r; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = hn; }
     }
 }
 
 /* Pass 1: r, z and r * h_prev (into rh and, when training, the act block); pass 2: n and h. */
-static void gru_rb_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, float *h, float *rh, float *a,
-                           float *zbuf) {
+static void gru_rb_fwd_units(const fwd_ctx *k, int j0, int j1, const float *gx, const float *gh, float *h, float *rh,
+                             float *a, float *zbuf) {
     const int H = k->H;
     const float *bh = k->bh;
     if (k->pass == 1) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float r = fast_sigmoid(gx[j] + gh[j] + bh[j]);
             const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
             rh[j] = r * h[j];
@@ -235,7 +242,7 @@ static void gru_rb_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, f
             if (a) { a[j] = r; a[H + j] = z; a[3 * H + j] = rh[j]; }
         }
     } else {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float n = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
             const float z = zbuf[j], hp = h[j];
             h[j] = n + z * (hp - n);
@@ -244,53 +251,194 @@ static void gru_rb_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, f
     }
 }
 
-static void gru_simple_fwd_row(const fwd_ctx *k, const float *gx, const float *gh, float *h, float *a) {
+static void gru_simple_fwd_units(const fwd_ctx *k, int j0, int j1, const float *gx, const float *gh, const float *hin,
+                                 float *h, float *a) {
     const int H = k->H;
     const float *bh = k->bh;
-    for (int j = 0; j < H; j++) {
+    for (int j = j0; j < j1; j++) {
         const float u = fast_sigmoid(gx[j] + gh[j] + bh[j]);
         const float n = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
-        const float hp = h[j];
+        const float hp = hin[j];
         h[j] = hp + u * (n - hp);
         if (a) { a[j] = u; a[H + j] = n; }
     }
 }
 
-/* One batch row of forward step k->s: applies the cell, saves what backward needs, writes y. */
-static void fwd_row(const fwd_ctx *k, int n) {
+/* Units [j0, j1) of batch row n at forward step k->s: applies the cell, saves what backward needs,
+ * writes y. A row past its length carries its state over. */
+static void fwd_units(const fwd_ctx *k, int n, int j0, int j1) {
     const nn_rnn_params *p = k->p;
-    if (k->s >= seq_len(p, n)) return;
     const int H = k->H, N = p->batch;
+    const float *hin = k->hin + (size_t)n * H;
+    float *h = k->hout + (size_t)n * H;
+    if (k->s >= seq_len(p, n)) {
+        if (h != hin) memcpy(h + j0, hin + j0, sizeof(float) * (j1 - j0));
+        return;
+    }
     const int t = time_of(p, k->s, n);
     const size_t tn = (size_t)t * N + n;
     const float *gx = k->gx + tn * k->GH, *gh = k->gh + (size_t)n * k->GH;
-    float *h = k->h + (size_t)n * H;
     float *a = k->act ? k->act + tn * k->S : NULL;
-    if (k->hprev && k->pass != 2) memcpy(k->hprev + tn * H, h, sizeof(float) * H);
+    float *c = k->c + (size_t)n * H;
+    if (k->hprev && k->pass != 2) memcpy(k->hprev + tn * H + j0, hin + j0, sizeof(float) * (j1 - j0));
     switch (p->cell) {
-    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU: rnn_fwd_row(k, gx, gh, h, a); break;
+    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU: rnn_fwd_units(k, j0, j1, gx, gh, h, a); break;
     case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED:
-        lstm_fwd_row(k, gx, gh, h, k->c + (size_t)n * H, a, k->cprev ? k->cprev + tn * H : NULL,
-                     k->cnew ? k->cnew + tn * H : NULL);
+        if (k->cprev) memcpy(k->cprev + tn * H + j0, c + j0, sizeof(float) * (j1 - j0));
+        lstm_fwd_units(k, j0, j1, gx, gh, h, c, a);
+        if (k->cnew) memcpy(k->cnew + tn * H + j0, c + j0, sizeof(float) * (j1 - j0));
         break;
-    case NN_CELL_GRU: gru_fwd_row(k, gx, gh, h, a); break;
+    case NN_CELL_GRU: gru_fwd_units(k, j0, j1, gx, gh, hin, h, a); break;
     case NN_CELL_GRU_RESET_BEFORE:
         /* z waits in c (unused by GRUs) between the passes. */
-        gru_rb_fwd_row(k, gx, gh, h, k->rh + (size_t)n * H, a, k->c + (size_t)n * H);
+        gru_rb_fwd_units(k, j0, j1, gx, gh, h, k->rh + (size_t)n * H, a, c);
         break;
-    case NN_CELL_GRU_SIMPLE: gru_simple_fwd_row(k, gx, gh, h, a); break;
+    case NN_CELL_GRU_SIMPLE: gru_simple_fwd_units(k, j0, j1, gx, gh, hin, h, a); break;
     }
-    if (k->pass != 1) memcpy(k->y + tn * p->ldy, h, sizeof(float) * H);
+    if (k->pass != 1) memcpy(k->y + tn * p->ldy + j0, h + j0, sizeof(float) * (j1 - j0));
 }
 
 /* Below this many state elements per step the pass runs on the calling thread: every row costs
  * several transcendental functions per element, so the bar is lower than NN_PARALLEL_MIN. */
 #define RNN_PARALLEL_MIN 2048
 
+static void fwd_row(const fwd_ctx *k, int n) { fwd_units(k, n, 0, k->H); }
+
 static void fwd_pass(const fwd_ctx *k) {
     const int N = k->p->batch;
     NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
     for (int n = 0; n < N; n++) fwd_row(k, n);
+}
+
+/* ---- the fused recurrent step ------------------------------------------------------------------------
+ * Per step, one parallel loop over blocks of hidden units; each thread owns whole blocks, reads the
+ * block's slice of W_hh (packed once per call, so it stays in that core's L2 across the steps), computes
+ * the block's recurrent products for every row in register tiles and applies the cell to them at once.
+ * Forward blocks hold UB units of every gate (the tile's columns are the G gates of those units);
+ * backward blocks hold 16 units of dh = dG W_hh (K = G·H). No OpenBLAS call and no second pass per
+ * step: measured against the per-step GEMM path in Benchmarks/README.md. */
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
+static inline v8 load8(const float *p) { return *(const v8u *)p; }
+static inline void store8(float *p, v8 v) { *(v8u *)p = v; }
+static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+
+enum {
+    FMR = 4,   /* forward tile rows */
+    BMR = 6,   /* backward tile rows */
+    BUB = 16,  /* backward block units (two vectors) */
+    TMR = 6,   /* the most rows of any tile */
+    TNV = 4,   /* the most vectors of any tile row */
+};
+
+static int use_fused = 1;
+void nn_rnn_set_fused(int on) { __atomic_store_n(&use_fused, on != 0, __ATOMIC_RELAXED); }
+
+static int fused_applies(const nn_rnn_params *p) {
+    return __atomic_load_n(&use_fused, __ATOMIC_RELAXED) && p->cell != NN_CELL_GRU_RESET_BEFORE;
+}
+
+/* Units per forward block: one vector per gate for LSTMs and GRUs, more for cells with fewer gates, so
+ * every tile row holds three or four vectors. */
+static int fwd_block_units(int gates) { return 8 * (gates == 3 ? 1 : 4 / gates); }
+
+static size_t fused_packed_size(const nn_rnn_params *p) {
+    const int G = nn_rnn_gate_count(p->cell), H = p->hidden, ub = fwd_block_units(G);
+    const size_t fwd = (size_t)((H + ub - 1) / ub) * H * G * ub;
+    const size_t bwd = (size_t)((H + BUB - 1) / BUB) * G * H * BUB;
+    return fwd > bwd ? fwd : bwd;
+}
+
+/* c [mr, nv*8] = sum over k < K of a[r][k] * b[k*nv*8 .. + nv*8): rows of A through pointers, B a packed
+ * panel. Each output element is one chain of fused multiply-adds in k order, whoever computes it. */
+static inline __attribute__((always_inline)) void tile_mk(const int mr, const int nv, int K, const float *const *a,
+                                                          const float *b, float *c) {
+    v8 acc[TMR][TNV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = splat8(0.0f);
+    for (int k = 0; k < K; k++, b += nv * 8) {
+        v8 bv[TNV];
+        for (int v = 0; v < nv; v++) bv[v] = load8(b + 8 * v);
+        for (int r = 0; r < mr; r++) {
+            const v8 s = splat8(a[r][k]);
+            for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) store8(c + (r * nv + v) * 8, acc[r][v]);
+}
+
+static void tile(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): tile_mk(r, v, K, a, b, c); break;
+    switch (mr * 8 + nv) {
+    NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
+    NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
+    default: tile_mk(1, 2, K, a, b, c); break;
+    }
+#undef NN_TILE_CASE
+}
+
+typedef struct {
+    const float *w_hh;
+    float *packed;
+    int G, H, ub;
+} pack_ctx;
+
+/* Forward block jb: [H][G*ub], column g*ub + u holding W_hh row g*H + jb*ub + u (zero past H). */
+static void pack_forward_block(const pack_ctx *k, int jb) {
+    const int H = k->H, G = k->G, ub = k->ub, width = G * ub;
+    float *dst = k->packed + (size_t)jb * H * width;
+    for (int g = 0; g < G; g++)
+        for (int u = 0; u < ub; u++) {
+            const int j = jb * ub + u;
+            const float *src = k->w_hh + ((size_t)g * H + j) * H;
+            for (int q = 0; q < H; q++) dst[(size_t)q * width + g * ub + u] = j < H ? src[q] : 0.0f;
+        }
+}
+
+/* Backward block jb: [G*H][BUB], row q holding W_hh[q, jb*BUB ..] (zero past H). */
+static void pack_backward_block(const pack_ctx *k, int jb) {
+    const int H = k->H, GH = k->G * H, j0 = jb * BUB, cnt = H - j0 < BUB ? H - j0 : BUB;
+    float *dst = k->packed + (size_t)jb * GH * BUB;
+    for (int q = 0; q < GH; q++) {
+        memcpy(dst + (size_t)q * BUB, k->w_hh + (size_t)q * H + j0, sizeof(float) * cnt);
+        for (int u = cnt; u < BUB; u++) dst[(size_t)q * BUB + u] = 0.0f;
+    }
+}
+
+static void pack_blocks(const pack_ctx *k, int blocks, int backward) {
+    NN_PARALLEL_FOR_IF((long)k->G * k->H * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) {
+        if (backward) pack_backward_block(k, jb); else pack_forward_block(k, jb);
+    }
+}
+
+/* Forward block jb of step k->s: the block's recurrent products for the running rows, then the cell on
+ * the block's units of every row. */
+static void fwd_block(const fwd_ctx *k, int jb) {
+    const int H = k->H, GH = k->GH, G = GH / H, ub = fwd_block_units(G), nv = G * ub / 8;
+    const int j0 = jb * ub, j1 = j0 + ub < H ? j0 + ub : H;
+    const float *panel = k->packed + (size_t)jb * H * G * ub;
+    float out[FMR * TNV * 8];
+    for (int r0 = 0; r0 < k->rows; r0 += FMR) {
+        const int mr = k->rows - r0 < FMR ? k->rows - r0 : FMR;
+        const float *a[FMR];
+        for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(r0 + r) * H;
+        tile(mr, nv, H, a, panel, out);
+        for (int r = 0; r < mr; r++)
+            for (int g = 0; g < G; g++)
+                memcpy(k->gh + (size_t)(r0 + r) * GH + (size_t)g * H + j0, out + r * nv * 8 + g * ub, sizeof(float) * (j1 - j0));
+    }
+    for (int n = 0; n < k->p->batch; n++) fwd_units(k, n, j0, j1);
+}
+
+static void fwd_blocks(const fwd_ctx *k) {
+    const int G = k->GH / k->H, ub = fwd_block_units(G), blocks = (k->H + ub - 1) / ub;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) fwd_block(k, jb);
 }
 
 /* Zeroes rows [t, n, 0..width) of a [T, N, ld] buffer at the padded steps t >= lengths[n]. */
@@ -310,6 +458,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     float *gh = gx + rows * GH * (p->cell == NN_CELL_GRU ? 2 : 1);
     float *h = gh + (size_t)N * GH, *c = h + (size_t)N * H, *rh = c + (size_t)N * H;
     float *bh = rh + 2 * (size_t)N * H;
+    float *packed = bh + GH;
 
     if (h0) memcpy(h, h0, sizeof(float) * N * H); else memset(h, 0, sizeof(float) * N * H);
     if (c0 && is_lstm(p->cell)) memcpy(c, c0, sizeof(float) * N * H); else memset(c, 0, sizeof(float) * N * H);
@@ -321,7 +470,8 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
         nn_sgemm(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
     }
 
-    fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .h = h, .c = c, .rh = rh, .y = y};
+    fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
+                 .c = c, .rh = rh, .y = y, .packed = packed};
     if (saved) {
         k.hprev = saved;
         k.act = saved + rows * H;
@@ -338,24 +488,41 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
 
     int sorted;
     const int steps = max_len(p, &sorted);
-    for (int s = 0; s < steps; s++) {
-        const int m = gemm_rows(p, s, sorted);
-        k.s = s;
-        if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
-            /* r and z first; n needs r * h before W_hn can be applied. */
-            nn_sgemm(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
-            k.pass = 1;
-            fwd_pass(&k);
-            nn_sgemm(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
-            k.pass = 2;
-            fwd_pass(&k);
-        } else {
-            nn_sgemm(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
-            k.pass = 0;
-            fwd_pass(&k);
+    const float *final = h;
+    if (fused_applies(p) && steps > 0) {
+        const int ub = fwd_block_units(G);
+        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H, .ub = ub};
+        pack_blocks(&pk, (H + ub - 1) / ub, 0);
+        float *other = rh; /* the state alternates between h and rh: blocks read all of one, write the other */
+        for (int s = 0; s < steps; s++) {
+            k.s = s;
+            k.rows = gemm_rows(p, s, sorted);
+            k.hout = other;
+            fwd_blocks(&k);
+            other = (float *)k.hin;
+            k.hin = k.hout;
+        }
+        final = k.hin;
+    } else {
+        for (int s = 0; s < steps; s++) {
+            const int m = gemm_rows(p, s, sorted);
+            k.s = s;
+            if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
+                /* r and z first; n needs r * h before W_hn can be applied. */
+                nn_sgemm(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                k.pass = 1;
+                fwd_pass(&k);
+                nn_sgemm(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
+                k.pass = 2;
+                fwd_pass(&k);
+            } else {
+                nn_sgemm(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                k.pass = 0;
+                fwd_pass(&k);
+            }
         }
     }
-    if (h_n) memcpy(h_n, h, sizeof(float) * N * H);
+    if (h_n) memcpy(h_n, final, sizeof(float) * N * H);
     if (c_n && is_lstm(p->cell)) memcpy(c_n, c, sizeof(float) * N * H);
 }
 
@@ -364,32 +531,36 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
 typedef struct {
     const nn_rnn_params *p;
     int H, GH, S;
-    int s, pass, uniform;
+    int s, pass;
     const float *dy, *dh_n;
     const nn_rnn_weights *w;
     const float *hprev, *act, *cprev, *cnew;
     float *dgx;     /* [T, N, GH] gradients of the input pre-activations */
     float *dgh;     /* [T, N, GH] of the recurrent ones (the GRU's own buffer, else dgx) */
-    float *dgs;     /* [N, GH] step rows of dgh when times differ across rows */
+    float *dgs;     /* [N, GH] step rows of dgh when times differ across rows (OpenBLAS path), or null */
     float *dh;      /* [N, H] recurrent carry in, and the direct part of dh_prev out */
     float *dc;      /* [N, H] cell gradient carry (LSTM), in place */
     float *drh;     /* [N, H] reset-before GRU: gradient of r * h_prev */
+    /* fused path */
+    const float *packed; /* W_hh in blocks of BUB columns (pack_backward_block) */
+    int rec_step;        /* the step whose dG rows feed this step's carry, or -1 */
+    int rows;            /* rows that ran rec_step: the running prefix, or all */
+    int pointwise;       /* 0: only the carry (after step 0, for dh0) */
 } bwd_ctx;
 
-static void rnn_bwd_row(const bwd_ctx *k, const float *dh, const float *a, float *dg) {
-    const int H = k->H;
+static void rnn_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, float *dg) {
     if (k->p->cell == NN_CELL_RNN_TANH) {
-        for (int j = 0; j < H; j++) dg[j] = dh[j] * (1.0f - a[j] * a[j]);
+        for (int j = j0; j < j1; j++) dg[j] = dh[j] * (1.0f - a[j] * a[j]);
     } else {
-        for (int j = 0; j < H; j++) dg[j] = a[j] > 0 ? dh[j] : 0.0f;
+        for (int j = j0; j < j1; j++) dg[j] = a[j] > 0 ? dh[j] : 0.0f;
     }
 }
 
-static void lstm_bwd_row(const bwd_ctx *k, const float *dh, float *dc, const float *a, const float *cp, const float *cn,
-                         float *dg) {
+static void lstm_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, float *dc, const float *a,
+                           const float *cp, const float *cn, float *dg) {
     const int H = k->H;
     if (k->p->cell == NN_CELL_LSTM_COUPLED) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float f = a[j], g = a[H + j], o = a[2 * H + j];
             const float tc = fast_tanh(cn[j]);
             const float d = dc[j] + dh[j] * o * (1.0f - tc * tc);
@@ -401,7 +572,7 @@ static void lstm_bwd_row(const bwd_ctx *k, const float *dh, float *dc, const flo
         return;
     }
     const int peep = k->p->cell == NN_CELL_LSTM_PEEPHOLE;
-    for (int j = 0; j < H; j++) {
+    for (int j = j0; j < j1; j++) {
         const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
         const float tc = fast_tanh(cn[j]);
         const float dao = dh[j] * tc * o * (1.0f - o);
@@ -418,10 +589,10 @@ static void lstm_bwd_row(const bwd_ctx *k, const float *dh, float *dc, const flo
 }
 
 /* dh_direct receives z * dh, the part of dh_prev that bypasses W_hh. */
-static void gru_bwd_row(const bwd_ctx *k, const float *dh, const float *a, const float *hp, float *dgx, float *dgh,
-                        float *dh_direct) {
+static void gru_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
+                          float *dgx, float *dgh, float *dh_direct) {
     const int H = k->H;
-    for (int j = 0; j < H; j++) {
+    for (int j = j0; j < j1; j++) {
         const float r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
         const float dan = dh[j] * (1.0f - z) * (1.0f - n * n);
         const float dar = dan * hn * r * (1.0f - r);
@@ -434,17 +605,17 @@ static void gru_bwd_row(const bwd_ctx *k, const float *dh, const float *a, const
 
 /* Pass 1 (before the W_hn product): da_n, da_z, and dh kept in dh_io. Pass 2: da_r from d(r h_prev),
  * and dh_io becomes the direct part z * dh + r * d(r h_prev). */
-static void gru_rb_bwd_row(const bwd_ctx *k, float *dh_io, const float *a, const float *hp, const float *drh,
-                           float *dg) {
+static void gru_rb_bwd_units(const bwd_ctx *k, int j0, int j1, float *dh_io, const float *a, const float *hp,
+                             const float *drh, float *dg) {
     const int H = k->H;
     if (k->pass == 1) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float z = a[H + j], n = a[2 * H + j];
             dg[H + j] = dh_io[j] * (hp[j] - n) * z * (1.0f - z);
             dg[2 * H + j] = dh_io[j] * (1.0f - z) * (1.0f - n * n);
         }
     } else {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             const float r = a[j], z = a[H + j];
             dg[j] = drh[j] * hp[j] * r * (1.0f - r);
             dh_io[j] = dh_io[j] * z + drh[j] * r;
@@ -452,10 +623,10 @@ static void gru_rb_bwd_row(const bwd_ctx *k, float *dh_io, const float *a, const
     }
 }
 
-static void gru_simple_bwd_row(const bwd_ctx *k, const float *dh, const float *a, const float *hp, float *dg,
-                               float *dh_direct) {
+static void gru_simple_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
+                                 float *dg, float *dh_direct) {
     const int H = k->H;
-    for (int j = 0; j < H; j++) {
+    for (int j = j0; j < j1; j++) {
         const float u = a[j], n = a[H + j];
         dg[j] = dh[j] * (n - hp[j]) * u * (1.0f - u);
         dg[H + j] = dh[j] * u * (1.0f - n * n);
@@ -463,10 +634,10 @@ static void gru_simple_bwd_row(const bwd_ctx *k, const float *dh, const float *a
     }
 }
 
-/* One batch row of backward step k->s. The carry k->dh[n] holds dL/dh after this step from the later
- * steps (when the row ran a later step) and is replaced by the part of dL/dh_prev that does not go
- * through W_hh; the step's GEMM then adds dG W_hh. */
-static void bwd_row(const bwd_ctx *k, int n) {
+/* Units [j0, j1) of batch row n at backward step k->s. The carry k->dh[n] holds dL/dh after this step
+ * from the later steps (when the row ran a later step) and is replaced by the part of dL/dh_prev that
+ * does not go through W_hh; the product dG W_hh is added to it next. */
+static void bwd_units(const bwd_ctx *k, int n, int j0, int j1) {
     const nn_rnn_params *p = k->p;
     const int len = seq_len(p, n);
     if (k->s >= len) return;
@@ -479,34 +650,68 @@ static void bwd_row(const bwd_ctx *k, int n) {
     if (k->pass != 2) {
         /* This row's last step: the carry starts from dh_n. Then add dy. */
         if (k->s == len - 1) {
-            if (k->dh_n) memcpy(dh, k->dh_n + (size_t)n * H, sizeof(float) * H);
-            else memset(dh, 0, sizeof(float) * H);
+            if (k->dh_n) memcpy(dh + j0, k->dh_n + (size_t)n * H + j0, sizeof(float) * (j1 - j0));
+            else memset(dh + j0, 0, sizeof(float) * (j1 - j0));
         }
         if (k->dy) {
             const float *dy = k->dy + tn * p->ldy;
-            for (int j = 0; j < H; j++) dh[j] += dy[j];
+            for (int j = j0; j < j1; j++) dh[j] += dy[j];
         }
     }
     switch (p->cell) {
     case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU:
-        rnn_bwd_row(k, dh, a, dgx);
-        memset(dh, 0, sizeof(float) * H);
+        rnn_bwd_units(k, j0, j1, dh, a, dgx);
+        memset(dh + j0, 0, sizeof(float) * (j1 - j0));
         break;
     case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED:
-        lstm_bwd_row(k, dh, k->dc + (size_t)n * H, a, k->cprev + tn * H, k->cnew + tn * H, dgx);
-        memset(dh, 0, sizeof(float) * H);
+        lstm_bwd_units(k, j0, j1, dh, k->dc + (size_t)n * H, a, k->cprev + tn * H, k->cnew + tn * H, dgx);
+        memset(dh + j0, 0, sizeof(float) * (j1 - j0));
         break;
-    case NN_CELL_GRU: gru_bwd_row(k, dh, a, hp, dgx, dgh, dh); break;
-    case NN_CELL_GRU_RESET_BEFORE: gru_rb_bwd_row(k, dh, a, hp, k->drh + (size_t)n * H, dgx); break;
-    case NN_CELL_GRU_SIMPLE: gru_simple_bwd_row(k, dh, a, hp, dgx, dh); break;
+    case NN_CELL_GRU: gru_bwd_units(k, j0, j1, dh, a, hp, dgx, dgh, dh); break;
+    case NN_CELL_GRU_RESET_BEFORE: gru_rb_bwd_units(k, j0, j1, dh, a, hp, k->drh + (size_t)n * H, dgx); break;
+    case NN_CELL_GRU_SIMPLE: gru_simple_bwd_units(k, j0, j1, dh, a, hp, dgx, dh); break;
     }
-    if (!k->uniform) memcpy(k->dgs + (size_t)n * GH, dgh, sizeof(float) * GH);
+    if (k->dgs) memcpy(k->dgs + (size_t)n * GH, dgh, sizeof(float) * GH);
 }
+
+static void bwd_row(const bwd_ctx *k, int n) { bwd_units(k, n, 0, k->H); }
 
 static void bwd_pass(const bwd_ctx *k) {
     const int N = k->p->batch;
     NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
     for (int n = 0; n < N; n++) bwd_row(k, n);
+}
+
+/* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
+ * carry is asked for) runs step k->s on them. */
+static void bwd_block(const bwd_ctx *k, int jb) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    const int j0 = jb * BUB, j1 = j0 + BUB < H ? j0 + BUB : H;
+    const float *panel = k->packed + (size_t)jb * GH * BUB;
+    float out[BMR * BUB];
+    for (int r0 = 0; r0 < k->rows; r0 += BMR) {
+        const int mr = k->rows - r0 < BMR ? k->rows - r0 : BMR;
+        const float *a[BMR];
+        for (int r = 0; r < mr; r++) {
+            const int n = r0 + r;
+            /* A row that did not run rec_step reads any valid row: its carry is replaced by dh_n. */
+            a[r] = k->rec_step < seq_len(p, n) ? k->dgh + ((size_t)time_of(p, k->rec_step, n) * N + n) * GH : k->dgh;
+        }
+        tile(mr, BUB / 8, GH, a, panel, out);
+        for (int r = 0; r < mr; r++) {
+            float *dh = k->dh + (size_t)(r0 + r) * H;
+            for (int j = j0; j < j1; j++) dh[j] += out[r * BUB + j - j0];
+        }
+    }
+    if (k->pointwise)
+        for (int n = 0; n < N; n++) bwd_units(k, n, j0, j1);
+}
+
+static void bwd_blocks(const bwd_ctx *k) {
+    const int blocks = (k->H + BUB - 1) / BUB;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) bwd_block(k, jb);
 }
 
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
@@ -549,10 +754,10 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     float *dgh = p->cell == NN_CELL_GRU ? dgx + rows * GH : dgx;
     float *dgs = dgx + rows * GH * (p->cell == NN_CELL_GRU ? 2 : 1);
     float *dh = dgs + (size_t)N * GH, *dc = dh + (size_t)N * H, *drh = dc + (size_t)N * H;
+    float *packed = drh + 2 * (size_t)N * H + GH;
 
-    bwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .uniform = uniform_time(p), .dy = dy, .dh_n = dh_n, .w = w,
-                 .hprev = saved, .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dgs = dgs, .dh = dh, .dc = dc,
-                 .drh = drh};
+    bwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .dy = dy, .dh_n = dh_n, .w = w, .hprev = saved,
+                 .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed};
     if (lstm) {
         k.cprev = k.act + rows * S;
         k.cnew = k.cprev + rows * H;
@@ -564,22 +769,41 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
 
     int sorted;
     const int steps = max_len(p, &sorted);
-    for (int s = steps - 1; s >= 0; s--) {
-        const int m = gemm_rows(p, s, sorted);
-        const int t = p->reverse ? T - 1 - s : s; /* the step's time when uniform */
-        const float *rec = k.uniform ? dgh + (size_t)t * N * GH : dgs; /* this step's recurrent dG rows */
-        k.s = s;
-        if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
-            k.pass = 1;
-            bwd_pass(&k);
-            nn_sgemm(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
-            k.pass = 2;
-            bwd_pass(&k);
-            nn_sgemm(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
-        } else {
-            k.pass = 0;
-            bwd_pass(&k);
-            nn_sgemm(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+    if (fused_applies(p) && steps > 0) {
+        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
+        pack_blocks(&pk, (H + BUB - 1) / BUB, 1);
+        k.pointwise = 1;
+        for (int s = steps - 1; s >= 0; s--) {
+            k.s = s;
+            k.rec_step = s + 1 < steps ? s + 1 : -1;
+            k.rows = k.rec_step >= 0 ? gemm_rows(p, s + 1, sorted) : 0;
+            bwd_blocks(&k);
+        }
+        /* The carry through W_hh of step 0 completes dL/dh0. */
+        k.rec_step = 0;
+        k.rows = N;
+        k.pointwise = 0;
+        bwd_blocks(&k);
+    } else {
+        const int uniform = uniform_time(p);
+        k.dgs = uniform ? NULL : dgs;
+        for (int s = steps - 1; s >= 0; s--) {
+            const int m = gemm_rows(p, s, sorted);
+            const int t = p->reverse ? T - 1 - s : s; /* the step's time when uniform */
+            const float *rec = uniform ? dgh + (size_t)t * N * GH : dgs; /* this step's recurrent dG rows */
+            k.s = s;
+            if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
+                k.pass = 1;
+                bwd_pass(&k);
+                nn_sgemm(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
+                k.pass = 2;
+                bwd_pass(&k);
+                nn_sgemm(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+            } else {
+                k.pass = 0;
+                bwd_pass(&k);
+                nn_sgemm(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+            }
         }
     }
     /* Every row ran step 0 (lengths >= 1), so dh now holds dL/dh0; with no steps it is dh_n itself. */

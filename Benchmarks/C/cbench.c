@@ -121,6 +121,8 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "usage: %s [--cases a,b] [--threads N]\n", argv[0]); return 2; }
     }
     nn_set_num_threads(threads);
+    /* The recurrent cases time the fused step kernel unless NN_RNN_BLAS_STEP asks for the OpenBLAS path. */
+    if (getenv("NN_RNN_BLAS_STEP")) nn_rnn_set_fused(0);
     threads = nn_get_num_threads();
     fprintf(stderr, "cbench: openmp %s, %d threads, CPU level %s, OpenBLAS core %s\n", nn_openmp_enabled() ? "on" : "off",
             threads, nn_cpu_level_name(nn_cpu_level()), nn_blas_core_name());

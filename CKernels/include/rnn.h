@@ -32,8 +32,8 @@
  * the recurrent part (two for the reset-before GRU, whose reset gate must be known before W_hn is
  * applied) and one fused pointwise pass over the batch rows; backward reuses the gate activations saved
  * by forward and accumulates the weight gradients with one GEMM over all steps after the loop.
- * GEMMs go through OpenBLAS (never inside an OpenMP region); the pointwise passes are ours and
- * bit-identical for any thread count.
+ * The input projection and the weight-gradient products go through OpenBLAS (never inside an OpenMP
+ * region); the recurrent step is our fused kernel (nn_rnn_set_fused), bit-identical for any thread count.
  */
 #ifndef NEURON_RNN_H
 #define NEURON_RNN_H
@@ -105,6 +105,12 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
                      const float *dc_n, const float *x, const nn_rnn_weights *w, const float *saved,
                      float *workspace, const nn_rnn_params *p);
+
+/* Selects how each step's recurrent product is computed: 1 (the default) our fused step kernel, which
+ * keeps each thread's block of W_hh in cache and applies the cell to the product's register tiles; 0
+ * an OpenBLAS GEMM per step followed by a pointwise pass (the reset-before GRU, whose step needs two
+ * dependent products, always takes this path). For tests and benchmarks; results agree to rounding. */
+void nn_rnn_set_fused(int on);
 
 /* Plain per-step, per-element loops in double with libm's exp and tanh: the references the tests
  * compare against. Same buffers and contracts as above, without saved activations or workspace

@@ -4,9 +4,11 @@
  * differences of a double-precision forward written here, independently of the kernels. */
 #include "ctest.h"
 
+static int fused_now = 1;
 static const char *cell_name(nn_rnn_cell c) {
     static const char *names[] = {"rnn_tanh", "rnn_relu", "lstm", "lstm_peephole", "lstm_coupled", "gru", "gru_reset_before", "gru_simple"};
-    return names[c];
+    static const char *blas[] = {"rnn_tanh (blas)", "rnn_relu (blas)", "lstm (blas)", "lstm_peephole (blas)", "lstm_coupled (blas)", "gru (blas)", "gru_reset_before (blas)", "gru_simple (blas)"};
+    return fused_now ? names[c] : blas[c];
 }
 static int is_lstm(nn_rnn_cell c) { return c == NN_CELL_LSTM || c == NN_CELL_LSTM_PEEPHOLE || c == NN_CELL_LSTM_COUPLED; }
 static float *falloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
@@ -383,10 +385,15 @@ static void test_nan_propagates(void) {
 }
 
 int main(void) {
-    test_against_reference();
-    test_accumulate();
-    test_thread_independence();
-    test_finite_differences();
-    test_nan_propagates();
+    /* Both ways of computing the recurrent step: the fused kernel and OpenBLAS per step. */
+    for (int fused = 1; fused >= 0; fused--) {
+        nn_rnn_set_fused(fused);
+        fused_now = fused;
+        test_against_reference();
+        test_accumulate();
+        test_thread_independence();
+        test_finite_differences();
+        test_nan_propagates();
+    }
     return ctest_finish("test_rnn");
 }
