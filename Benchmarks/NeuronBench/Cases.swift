@@ -8,7 +8,29 @@ extension BenchmarkCase {
         [convForward("conv_fwd_small", n: 32, cin: 3, cout: 16, size: 32, kernel: 3, padding: 1),
          convForward("conv_fwd_mid", n: 32, cin: 64, cout: 64, size: 28, kernel: 3, padding: 1),
          convForward("conv_fwd_1x1", n: 32, cin: 128, cout: 64, size: 14, kernel: 1, padding: 0),
-         convForwardBackward, leNetTrainStep, sgemmPeak]
+         convForwardBackward, leNetTrainStep, sgemmPeak,
+         recurrent("lstm_fwd", gates: 4, backward: false), recurrent("lstm_fwdbwd", gates: 4, backward: true),
+         recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true)]
+    }
+
+    /// nn.LSTM / nn.GRU (input 128, hidden 256, one layer, time-major) on x [64, 32, 128] from a zero
+    /// state. Forward without autograd; forward and backward from a fixed gradient on the output sequence
+    /// into the input and every parameter. FLOPs 2·T·N·G·H·(D + H) per forward, 3x with backward.
+    static func recurrent(_ name: String, gates: Int, backward: Bool) -> BenchmarkCase {
+        let (t, n, d, h) = (64, 32, 128, 256)
+        let flops = 2.0 * Double(t * n * gates * h * (d + h)) * (backward ? 3 : 1)
+        return BenchmarkCase(name: name, flops: flops) {
+            Random.seed(4)
+            let layer: any RecurrentLayer = gates == 4 ? try LSTM(input: d, hidden: h) : try GRU(input: d, hidden: h)
+            var g = RandomGenerator(seed: 5)
+            let x = Tensor.normal([t, n, d], using: &g)
+            guard backward else { return { _ = try noGrad { try layer(x) } } }
+            let gy = Tensor.normal([t, n, h], using: &g)
+            return {
+                layer.zeroGrad()
+                try layer(x.requiringGrad()).backward(gy)
+            }
+        }
     }
 
     static func convFlops(n: Int, cin: Int, cout: Int, size: Int, kernel: Int, padding: Int) -> Double {
