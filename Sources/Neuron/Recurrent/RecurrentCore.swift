@@ -163,17 +163,20 @@ final class RecurrentStack {
         for l in 0..<L {
             let out = Tensor(uninitializedShape: [T, N, dirs * H])
             var layerSaved: [TensorStorage] = []
-            for d in 0..<dirs {
-                var p = params(T: T, N: N, D: input.shape[2], reverse: d == 1, ldy: dirs * H)
-                let save = recording ? TensorStorage(count: nn_rnn_saved_size(&p)) : nil
-                let slot = (l * dirs + d) * N * H
-                var w = kernelWeights(values[l][d])
-                withLengths(lengths) { len in
-                    p.lengths = len
-                    nn_rnn_forward(out.pointer + d * H, hN + slot, lstm ? cN + slot : nil, save?.pointer, input.pointer,
-                                   h0.map { $0.pointer + slot }, c0.map { $0.pointer + slot }, &w, workspace.pointer, &p)
+            // The kernels get raw pointers: everything they read or write stays alive until they return.
+            withExtendedLifetime((input, out, workspace, packed, values, h0, c0)) {
+                for d in 0..<dirs {
+                    var p = params(T: T, N: N, D: input.shape[2], reverse: d == 1, ldy: dirs * H)
+                    let save = recording ? TensorStorage(count: nn_rnn_saved_size(&p)) : nil
+                    let slot = (l * dirs + d) * N * H
+                    var w = kernelWeights(values[l][d])
+                    withLengths(lengths) { len in
+                        p.lengths = len
+                        nn_rnn_forward(out.pointer + d * H, hN + slot, lstm ? cN + slot : nil, save?.pointer, input.pointer,
+                                       h0.map { $0.pointer + slot }, c0.map { $0.pointer + slot }, &w, workspace.pointer, &p)
+                    }
+                    if let save { layerSaved.append(save) }
                 }
-                if let save { layerSaved.append(save) }
             }
             layerInputs.append(input)
             saved.append(layerSaved)
@@ -190,8 +193,6 @@ final class RecurrentStack {
                 input = out
             }
         }
-        withExtendedLifetime(values) {}
-
         let result = recording ? packed.recorded(name, inputs: inputs) { [self] g in
             try backward(g, T: T, N: N, lengths: lengths, h0: h0, c0: c0, x: x, values: values,
                          layerInputs: layerInputs, masks: masks, saved: saved)
@@ -268,20 +269,22 @@ final class RecurrentStack {
             let width = l == 0 ? inputSize : dirs * H
             let needInput = l > 0 || x.requiresGrad
             let dIn = needInput ? Tensor(uninitializedShape: [T, N, width]) : nil
-            for d in 0..<dirs {
-                var p = params(T: T, N: N, D: width, reverse: d == 1, ldy: dirs * H)
-                p.accumulate_dx = d == 1 ? 1 : 0
-                let slot = (l * dirs + d) * N * H
-                let gp = paramGrads[l][d].map(\.pointer)
-                var gk = nn_rnn_grads(w_ih: gp[0], w_hh: gp[1], b_ih: nil, b_hh: nil, w_ci: nil, w_cf: nil, w_co: nil)
-                if hasBias { (gk.b_ih, gk.b_hh) = (gp[2], gp[3]) }
-                if cell == NN_CELL_LSTM_PEEPHOLE { (gk.w_ci, gk.w_cf, gk.w_co) = (gp[gp.count - 3], gp[gp.count - 2], gp[gp.count - 1]) }
-                var w = kernelWeights(values[l][d])
-                withLengths(lengths) { len in
-                    p.lengths = len
-                    nn_rnn_backward(dIn?.pointer, dh0.map { $0.pointer + slot }, dc0.map { $0.pointer + slot }, &gk,
-                                    dTop.pointer + d * H, dhN + slot, lstm ? dcN + slot : nil, layerInputs[l].pointer,
-                                    &w, saved[l][d].pointer, workspace.pointer, &p)
+            withExtendedLifetime((dTop, dIn, dh0, dc0, g, workspace, paramGrads, values, layerInputs, saved)) {
+                for d in 0..<dirs {
+                    var p = params(T: T, N: N, D: width, reverse: d == 1, ldy: dirs * H)
+                    p.accumulate_dx = d == 1 ? 1 : 0
+                    let slot = (l * dirs + d) * N * H
+                    let gp = paramGrads[l][d].map(\.pointer)
+                    var gk = nn_rnn_grads(w_ih: gp[0], w_hh: gp[1], b_ih: nil, b_hh: nil, w_ci: nil, w_cf: nil, w_co: nil)
+                    if hasBias { (gk.b_ih, gk.b_hh) = (gp[2], gp[3]) }
+                    if cell == NN_CELL_LSTM_PEEPHOLE { (gk.w_ci, gk.w_cf, gk.w_co) = (gp[gp.count - 3], gp[gp.count - 2], gp[gp.count - 1]) }
+                    var w = kernelWeights(values[l][d])
+                    withLengths(lengths) { len in
+                        p.lengths = len
+                        nn_rnn_backward(dIn?.pointer, dh0.map { $0.pointer + slot }, dc0.map { $0.pointer + slot }, &gk,
+                                        dTop.pointer + d * H, dhN + slot, lstm ? dcN + slot : nil, layerInputs[l].pointer,
+                                        &w, saved[l][d].pointer, workspace.pointer, &p)
+                    }
                 }
             }
             if l > 0, let dIn {
