@@ -1,11 +1,15 @@
 /* Recurrent layers through time, forward and backward (shapes, cells and conventions in include/rnn.h).
  *
- * Forward: gx = x W_ih^T + b_ih for all steps in one GEMM; then per step gh = h W_hh^T (one GEMM over the
- * batch rows still running) and one pass over the rows that applies the cell, saves its activations and
- * writes y. Backward walks the steps in reverse: one pass over the rows turns dh (the recurrent carry
- * plus dy) into the pre-activation gradients dG, then one GEMM dG W_hh gives the next carry. After the
- * loop, dW_ih += dG^T x, dW_hh += dG^T h_prev (one GEMM each over all steps), the bias and peephole
+ * Forward: gx = x W_ih^T + b_ih for all steps in one OpenBLAS GEMM; then per step the recurrent product
+ * h W_hh^T and the cell. Backward walks the steps in reverse, turning dh (the recurrent carry plus dy)
+ * into the pre-activation gradients dG and the carry dG W_hh for the step before; after the loop,
+ * dW_ih += dG^T x and dW_hh += dG^T h_prev are one GEMM each over all steps, the bias and peephole
  * gradients are column sums, and dx = dG W_ih.
+ * Each step runs in one of two ways (nn_rnn_set_fused): by default our fused step kernel, one parallel
+ * loop over blocks of hidden units whose register tiles of the product get the cell applied at once;
+ * or an OpenBLAS GEMM over the batch followed by a parallel pass over the rows (the reset-before GRU,
+ * whose n gate needs r before its product, always runs this way). Built per instruction level
+ * (CKernels/README.md): the step loops and GEMM calls are common code, the passes and tiles per level.
  *
  * Saved activations (time layout [T, N, .], zero at padded steps), in this order:
  *   hprev [T, N, H]: the state each step consumed;
@@ -20,6 +24,7 @@
  * non-contiguous in the time layout, so backward then also writes them to the step rows for the GEMM.
  * With lengths sorted longest first (PyTorch's enforce_sorted), each step's GEMM covers only the rows
  * still running, as packed sequences do. */
+#ifndef NN_LEVEL /* ---- common to every level ---- */
 #include "nn_internal.h"
 #include <math.h>
 #include <string.h>
@@ -139,10 +144,16 @@ static int uniform_time(const nn_rnn_params *p) { return !p->lengths || !p->reve
 
 /* ---- the per-step pointwise passes ------------------------------------------------------------------ */
 /* Each pass applies the cell to batch row n over the hidden units [j0, j1): the OpenBLAS path passes
- * whole rows, the fused path the unit block its tile just computed (8 units for LSTMs and GRUs). Unit
- * loops are vectorised 8 wide without interleaving, so such a block runs as one vector iteration
- * rather than in the scalar remainder of a wider loop (measured: the pass took 63% of the LSTM step). */
-#define UNITS _Pragma("clang loop vectorize_width(8) interleave_count(1) vectorize_predicate(disable)")
+ * whole rows, the fused path the unit block its tile just computed (one vector for LSTMs and GRUs). Unit
+ * loops are vectorised at the level's width without interleaving or masks, so such a block runs as one
+ * vector iteration rather than in the scalar remainder of a wider loop (measured: the pass took 63% of
+ * the LSTM step before). */
+#define NN_XSTR(x) NN_STR(x)
+#define UNITS _Pragma(NN_XSTR(clang loop vectorize_width(VW) interleave_count(1) vectorize_predicate(disable)))
+
+/* Below this many state elements per step a pass runs on the calling thread: every row costs several
+ * transcendental functions per element, so the bar is lower than NN_PARALLEL_MIN. */
+#define RNN_PARALLEL_MIN 2048
 
 typedef struct {
     const nn_rnn_params *p;
@@ -163,11 +174,6 @@ typedef struct {
     int rows;            /* rows whose recurrent product is computed: the running prefix, or all */
 } fwd_ctx;
 
-/* Short copies and clears within a row (a unit block is 8 or 16 floats): plain loops the compiler
- * vectorises in place, where memcpy and memset would be library calls. */
-static inline void copy_units(float *dst, const float *src, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = src[j]; }
-static inline void clear_units(float *dst, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = 0.0f; }
-
 /* Row pointers of one forward step: h is written (hin read where the cell needs h_prev), y is written
  * alongside h, a (saved gates) may be null, c is the LSTM cell state updated in place, cprev_s and c_s
  * (saved cell states) may be null. Everything is written in the unit loops themselves: copying h or c
@@ -177,208 +183,23 @@ typedef struct {
     float *h, *y, *a, *c, *cprev_s, *c_s;
 } fwd_rows;
 
-static inline __attribute__((always_inline)) void rnn_fwd_units_body(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
-    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
-    float *h = r->h, *y = r->y, *a = r->a;
-    if (k->p->cell == NN_CELL_RNN_TANH) {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float v = fast_tanh(gx[j] + gh[j] + bh[j]);
-            h[j] = v;
-            y[j] = v;
-            if (save) a[j] = v;
-        }
-    } else {
-        UNITS for (int j = j0; j < j1; j++) {
-            float v = gx[j] + gh[j] + bh[j];
-            v = v > 0 ? v : (v != v ? v : 0.0f); /* NaN passes as in PyTorch's relu */
-            h[j] = v;
-            y[j] = v;
-            if (save) a[j] = v;
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void lstm_fwd_units_body(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
-    const int H = k->H;
-    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
-    float *h = r->h, *y = r->y, *a = r->a, *c = r->c, *cps = r->cprev_s, *cs = r->c_s;
-    if (k->p->cell == NN_CELL_LSTM) {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float i = fast_sigmoid(gx[j] + gh[j] + bh[j]);
-            const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
-            const float g = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
-            const float o = fast_sigmoid(gx[3 * H + j] + gh[3 * H + j] + bh[3 * H + j]);
-            const float cp = c[j], cn = f * cp + i * g, hv = o * fast_tanh(cn);
-            c[j] = cn;
-            h[j] = hv;
-            y[j] = hv;
-            if (save) { a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; cps[j] = cp; cs[j] = cn; }
-        }
-    } else if (k->p->cell == NN_CELL_LSTM_PEEPHOLE) {
-        const float *pi = k->w->w_ci, *pf = k->w->w_cf, *po = k->w->w_co;
-        UNITS for (int j = j0; j < j1; j++) {
-            const float cp = c[j];
-            const float i = fast_sigmoid(gx[j] + gh[j] + bh[j] + pi[j] * cp);
-            const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j] + pf[j] * cp);
-            const float g = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
-            const float cn = f * cp + i * g;
-            const float o = fast_sigmoid(gx[3 * H + j] + gh[3 * H + j] + bh[3 * H + j] + po[j] * cn);
-            const float hv = o * fast_tanh(cn);
-            c[j] = cn;
-            h[j] = hv;
-            y[j] = hv;
-            if (save) { a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; cps[j] = cp; cs[j] = cn; }
-        }
-    } else { /* coupled: f, g, o */
-        UNITS for (int j = j0; j < j1; j++) {
-            const float f = fast_sigmoid(gx[j] + gh[j] + bh[j]);
-            const float g = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
-            const float o = fast_sigmoid(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
-            const float cp = c[j], cn = f * cp + (1.0f - f) * g, hv = o * fast_tanh(cn);
-            c[j] = cn;
-            h[j] = hv;
-            y[j] = hv;
-            if (save) { a[j] = f; a[H + j] = g; a[2 * H + j] = o; cps[j] = cp; cs[j] = cn; }
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void gru_fwd_units_body(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
-    const int H = k->H;
-    const float *gx = r->gx, *gh = r->gh, *bh = k->bh, *hin = r->hin;
-    float *h = r->h, *y = r->y, *a = r->a;
-    UNITS for (int j = j0; j < j1; j++) {
-        const float rg = fast_sigmoid(gx[j] + gh[j] + bh[j]);
-        const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
-        const float hn = gh[2 * H + j] + bh[2 * H + j];
-        const float n = fast_tanh(gx[2 * H + j] + rg * hn);
-        const float hv = n + z * (hin[j] - n);
-        h[j] = hv;
-        y[j] = hv;
-        if (save) { a[j] = rg; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = hn; }
-    }
-}
-
-/* Pass 1: r, z and r * h_prev (into rh and, when training, the act block), z kept in zbuf; pass 2: n and h. */
-static inline __attribute__((always_inline)) void gru_rb_fwd_units_body(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, float *rh, float *zbuf, const int save) {
-    const int H = k->H;
-    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
-    float *h = r->h, *y = r->y, *a = r->a;
-    if (k->pass == 1) {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float rg = fast_sigmoid(gx[j] + gh[j] + bh[j]);
-            const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
-            const float v = rg * h[j];
-            rh[j] = v;
-            zbuf[j] = z;
-            if (save) { a[j] = rg; a[H + j] = z; a[3 * H + j] = v; }
-        }
-    } else {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float n = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
-            const float hv = n + zbuf[j] * (h[j] - n);
-            h[j] = hv;
-            y[j] = hv;
-            if (save) a[2 * H + j] = n;
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void gru_simple_fwd_units_body(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
-    const int H = k->H;
-    const float *gx = r->gx, *gh = r->gh, *bh = k->bh, *hin = r->hin;
-    float *h = r->h, *y = r->y, *a = r->a;
-    UNITS for (int j = j0; j < j1; j++) {
-        const float u = fast_sigmoid(gx[j] + gh[j] + bh[j]);
-        const float n = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
-        const float hp = hin[j], hv = hp + u * (n - hp);
-        h[j] = hv;
-        y[j] = hv;
-        if (save) { a[j] = u; a[H + j] = n; }
-    }
-}
-
-
-/* The saving and non-saving forms are separate loops: a loop-invariant `if (a)` inside the loop becomes
- * masked stores, which measured slower than the rest of the cell together. */
-static void rnn_fwd_units(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
-    if (r->a) rnn_fwd_units_body(k, j0, j1, r, 1); else rnn_fwd_units_body(k, j0, j1, r, 0);
-}
-static void lstm_fwd_units(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
-    if (r->a) lstm_fwd_units_body(k, j0, j1, r, 1); else lstm_fwd_units_body(k, j0, j1, r, 0);
-}
-static void gru_fwd_units(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
-    if (r->a) gru_fwd_units_body(k, j0, j1, r, 1); else gru_fwd_units_body(k, j0, j1, r, 0);
-}
-static void gru_rb_fwd_units(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, float *rh, float *zbuf) {
-    if (r->a) gru_rb_fwd_units_body(k, j0, j1, r, rh, zbuf, 1); else gru_rb_fwd_units_body(k, j0, j1, r, rh, zbuf, 0);
-}
-static void gru_simple_fwd_units(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
-    if (r->a) gru_simple_fwd_units_body(k, j0, j1, r, 1); else gru_simple_fwd_units_body(k, j0, j1, r, 0);
-}
-
-/* Units [j0, j1) of batch row n at forward step k->s: applies the cell, saves what backward needs,
- * writes y. A row past its length carries its state over. */
-static void fwd_units(const fwd_ctx *k, int n, int j0, int j1) {
-    const nn_rnn_params *p = k->p;
-    const int H = k->H, N = p->batch;
-    const float *hin = k->hin + (size_t)n * H;
-    float *h = k->hout + (size_t)n * H;
-    if (k->s >= seq_len(p, n)) {
-        if (h != hin) copy_units(h, hin, j0, j1);
-        return;
-    }
-    const size_t tn = (size_t)time_of(p, k->s, n) * N + n;
-    const fwd_rows r = {.gx = k->gx + tn * k->GH, .gh = k->gh + (size_t)n * k->GH, .hin = hin, .h = h,
-                        .y = k->y + tn * p->ldy, .a = k->act ? k->act + tn * k->S : NULL, .c = k->c + (size_t)n * H,
-                        .cprev_s = k->cprev ? k->cprev + tn * H : NULL, .c_s = k->cnew ? k->cnew + tn * H : NULL};
-    if (k->hprev && k->pass != 2) copy_units(k->hprev + tn * H, hin, j0, j1);
-    switch (p->cell) {
-    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU: rnn_fwd_units(k, j0, j1, &r); break;
-    case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED: lstm_fwd_units(k, j0, j1, &r); break;
-    case NN_CELL_GRU: gru_fwd_units(k, j0, j1, &r); break;
-    case NN_CELL_GRU_RESET_BEFORE:
-        /* z waits in c (unused by GRUs) between the passes. */
-        gru_rb_fwd_units(k, j0, j1, &r, k->rh + (size_t)n * H, k->c + (size_t)n * H);
-        break;
-    case NN_CELL_GRU_SIMPLE: gru_simple_fwd_units(k, j0, j1, &r); break;
-    }
-}
-
-/* Below this many state elements per step the pass runs on the calling thread: every row costs
- * several transcendental functions per element, so the bar is lower than NN_PARALLEL_MIN. */
-#define RNN_PARALLEL_MIN 2048
-
-static void fwd_row(const fwd_ctx *k, int n) { fwd_units(k, n, 0, k->H); }
-
-static void fwd_pass(const fwd_ctx *k) {
-    const int N = k->p->batch;
-    NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) fwd_row(k, n);
-}
-
 /* ---- the fused recurrent step ------------------------------------------------------------------------
  * Per step, one parallel loop over blocks of hidden units; each thread owns whole blocks, reads the
  * block's slice of W_hh (packed once per call, so it stays in that core's L2 across the steps), computes
  * the block's recurrent products for every row in register tiles and applies the cell to them at once.
- * Forward blocks hold UB units of every gate (the tile's columns are the G gates of those units);
- * backward blocks hold 16 units of dh = dG W_hh (K = G·H). No OpenBLAS call and no second pass per
- * step: measured against the per-step GEMM path in Benchmarks/README.md. */
+ * Forward blocks hold FWD_UB units of every gate (the tile's columns are the G gates of those units, one
+ * vector each for LSTMs and GRUs); backward blocks hold BUB units (two vectors) of dh = dG W_hh
+ * (K = G·H). No OpenBLAS call and no second pass per step: measured against the per-step GEMM path in
+ * Benchmarks/README.md. Sizes over VW, the level's vector width (simd.h). */
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
-static inline v8 load8(const float *p) { return *(const v8u *)p; }
-static inline void store8(float *p, v8 v) { *(v8u *)p = v; }
-static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
-
-enum {
-    FMR = 4,   /* forward tile rows */
-    BMR = 6,   /* backward tile rows */
-    BUB = 16,  /* backward block units (two vectors) */
-    TMR = 6,   /* the most rows of any tile */
-    TNV = 4,   /* the most vectors of any tile row */
-};
+/* Units per forward block: one vector per gate for LSTMs and GRUs, more for cells with fewer gates, so
+ * every tile row holds three or four vectors. */
+#define FWD_UB(gates) (VW * ((gates) == 3 ? 1 : 4 / (gates)))
+/* Forward tile rows: 4 x 4 vectors fill AVX-512's 32 registers; AVX2 has 16, so 3 rows there. */
+#define FMR (VW == 8 ? 3 : 4)
+#define BMR 6          /* backward tile rows (6 x 2 vectors) */
+#define BUB (2 * VW)   /* backward block units */
+enum { TMR = 6, TNV = 4 }; /* the most rows and vectors of any tile */
 
 static int use_fused = 1;
 void nn_rnn_set_fused(int on) { __atomic_store_n(&use_fused, on != 0, __ATOMIC_RELAXED); }
@@ -387,106 +208,18 @@ static int fused_applies(const nn_rnn_params *p) {
     return __atomic_load_n(&use_fused, __ATOMIC_RELAXED) && p->cell != NN_CELL_GRU_RESET_BEFORE;
 }
 
-/* Units per forward block: one vector per gate for LSTMs and GRUs, more for cells with fewer gates, so
- * every tile row holds three or four vectors. */
-static int fwd_block_units(int gates) { return 8 * (gates == 3 ? 1 : 4 / gates); }
-
+/* W_hh packed for either direction of the step at any level: blocks of at most 64 units forward (4
+ * vectors of 16) and 32 backward, zero-padded past H. */
 static size_t fused_packed_size(const nn_rnn_params *p) {
-    const int G = nn_rnn_gate_count(p->cell), H = p->hidden, ub = fwd_block_units(G);
-    const size_t fwd = (size_t)((H + ub - 1) / ub) * H * G * ub;
-    const size_t bwd = (size_t)((H + BUB - 1) / BUB) * G * H * BUB;
-    return fwd > bwd ? fwd : bwd;
-}
-
-/* c [mr, nv*8] = sum over k < K of a[r][k] * b[k*nv*8 .. + nv*8): rows of A through pointers, B a packed
- * panel. Each output element is one chain of fused multiply-adds in k order, whoever computes it. */
-static inline __attribute__((always_inline)) void tile_mk(const int mr, const int nv, int K, const float *const *a,
-                                                          const float *b, float *c) {
-    v8 acc[TMR][TNV];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = splat8(0.0f);
-    for (int k = 0; k < K; k++, b += nv * 8) {
-        v8 bv[TNV];
-        for (int v = 0; v < nv; v++) bv[v] = load8(b + 8 * v);
-        for (int r = 0; r < mr; r++) {
-            const v8 s = splat8(a[r][k]);
-            for (int v = 0; v < nv; v++) acc[r][v] += s * bv[v];
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) store8(c + (r * nv + v) * 8, acc[r][v]);
-}
-
-static void tile(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
-#define NN_TILE_CASE(r, v) case (r) * 8 + (v): tile_mk(r, v, K, a, b, c); break;
-    switch (mr * 8 + nv) {
-    NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
-    NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
-    NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
-    default: tile_mk(1, 2, K, a, b, c); break;
-    }
-#undef NN_TILE_CASE
+    const size_t gh = (size_t)nn_rnn_gate_count(p->cell) * p->hidden;
+    return gh * (size_t)((p->hidden + 63) / 64 * 64);
 }
 
 typedef struct {
     const float *w_hh;
     float *packed;
-    int G, H, ub;
+    int G, H;
 } pack_ctx;
-
-/* Forward block jb: [H][G*ub], column g*ub + u holding W_hh row g*H + jb*ub + u (zero past H). */
-static void pack_forward_block(const pack_ctx *k, int jb) {
-    const int H = k->H, G = k->G, ub = k->ub, width = G * ub;
-    float *dst = k->packed + (size_t)jb * H * width;
-    for (int g = 0; g < G; g++)
-        for (int u = 0; u < ub; u++) {
-            const int j = jb * ub + u;
-            const float *src = k->w_hh + ((size_t)g * H + j) * H;
-            for (int q = 0; q < H; q++) dst[(size_t)q * width + g * ub + u] = j < H ? src[q] : 0.0f;
-        }
-}
-
-/* Backward block jb: [G*H][BUB], row q holding W_hh[q, jb*BUB ..] (zero past H). */
-static void pack_backward_block(const pack_ctx *k, int jb) {
-    const int H = k->H, GH = k->G * H, j0 = jb * BUB, cnt = H - j0 < BUB ? H - j0 : BUB;
-    float *dst = k->packed + (size_t)jb * GH * BUB;
-    for (int q = 0; q < GH; q++) {
-        memcpy(dst + (size_t)q * BUB, k->w_hh + (size_t)q * H + j0, sizeof(float) * cnt);
-        for (int u = cnt; u < BUB; u++) dst[(size_t)q * BUB + u] = 0.0f;
-    }
-}
-
-static void pack_blocks(const pack_ctx *k, int blocks, int backward) {
-    NN_PARALLEL_FOR_IF((long)k->G * k->H * k->H >= NN_PARALLEL_MIN)
-    for (int jb = 0; jb < blocks; jb++) {
-        if (backward) pack_backward_block(k, jb); else pack_forward_block(k, jb);
-    }
-}
-
-/* Forward block jb of step k->s: the block's recurrent products for the running rows, then the cell on
- * the block's units of every row. */
-static void fwd_block(const fwd_ctx *k, int jb) {
-    const int H = k->H, GH = k->GH, G = GH / H, ub = fwd_block_units(G), nv = G * ub / 8;
-    const int j0 = jb * ub, j1 = j0 + ub < H ? j0 + ub : H;
-    const float *panel = k->packed + (size_t)jb * H * G * ub;
-    float out[FMR * TNV * 8];
-    for (int r0 = 0; r0 < k->rows; r0 += FMR) {
-        const int mr = k->rows - r0 < FMR ? k->rows - r0 : FMR;
-        const float *a[FMR];
-        for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(r0 + r) * H;
-        tile(mr, nv, H, a, panel, out);
-        for (int r = 0; r < mr; r++)
-            for (int g = 0; g < G; g++)
-                copy_units(k->gh + (size_t)(r0 + r) * GH + (size_t)g * H, out + r * nv * 8 + g * ub - j0, j0, j1);
-    }
-    for (int n = 0; n < k->p->batch; n++) fwd_units(k, n, j0, j1);
-}
-
-static void fwd_blocks(const fwd_ctx *k) {
-    const int G = k->GH / k->H, ub = fwd_block_units(G), blocks = (k->H + ub - 1) / ub;
-    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
-    for (int jb = 0; jb < blocks; jb++) fwd_block(k, jb);
-}
 
 /* Zeroes rows [t, n, 0..width) of a [T, N, ld] buffer at the padded steps t >= lengths[n]. */
 static void zero_padded(float *buf, int width, long ld, const nn_rnn_params *p) {
@@ -494,6 +227,33 @@ static void zero_padded(float *buf, int width, long ld, const nn_rnn_params *p) 
     for (int n = 0; n < p->batch; n++)
         for (int t = (int)p->lengths[n]; t < p->steps; t++) memset(buf + ((size_t)t * p->batch + n) * ld, 0, sizeof(float) * width);
 }
+
+typedef struct {
+    const nn_rnn_params *p;
+    int H, GH, S;
+    int s, pass;
+    const float *dy, *dh_n;
+    const nn_rnn_weights *w;
+    const float *hprev, *act, *cprev, *cnew;
+    float *dgx;     /* [T, N, GH] gradients of the input pre-activations */
+    float *dgh;     /* [T, N, GH] of the recurrent ones (the GRU's own buffer, else dgx) */
+    float *dgs;     /* [N, GH] step rows of dgh when times differ across rows (OpenBLAS path), or null */
+    float *dh;      /* [N, H] recurrent carry in, and the direct part of dh_prev out */
+    float *dc;      /* [N, H] cell gradient carry (LSTM), in place */
+    float *drh;     /* [N, H] reset-before GRU: gradient of r * h_prev */
+    /* fused path */
+    const float *packed; /* W_hh in blocks of BUB columns (pack_backward_block) */
+    int rec_step;        /* the step whose dG rows feed this step's carry, or -1 */
+    int rows;            /* rows that ran rec_step: the running prefix, or all */
+    int pointwise;       /* 0: only the carry (after step 0, for dh0) */
+} bwd_ctx;
+
+/* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
+ * of COLSUM_BLOCK columns. */
+enum { COLSUM_BLOCK = 64 };
+
+#define NN_LEVEL_SOURCE "rnn.c"
+#include "levels.h"
 
 void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float *x, const float *h0, const float *c0,
                     const nn_rnn_weights *w, float *workspace, const nn_rnn_params *p) {
@@ -537,15 +297,14 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     const int steps = max_len(p, &sorted);
     const float *final = h;
     if (fused_applies(p) && steps > 0) {
-        const int ub = fwd_block_units(G);
-        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H, .ub = ub};
-        pack_blocks(&pk, (H + ub - 1) / ub, 0);
+        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
+        NN_DISPATCH(pack_forward)(&pk);
         float *other = rh; /* the state alternates between h and rh: blocks read all of one, write the other */
         for (int s = 0; s < steps; s++) {
             k.s = s;
             k.rows = gemm_rows(p, s, sorted);
             k.hout = other;
-            fwd_blocks(&k);
+            NN_DISPATCH(fwd_blocks)(&k);
             other = (float *)k.hin;
             k.hin = k.hout;
         }
@@ -558,248 +317,19 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
                 /* r and z first; n needs r * h before W_hn can be applied. */
                 nn_sgemm(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 1;
-                fwd_pass(&k);
+                NN_DISPATCH(fwd_pass)(&k);
                 nn_sgemm(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
                 k.pass = 2;
-                fwd_pass(&k);
+                NN_DISPATCH(fwd_pass)(&k);
             } else {
                 nn_sgemm(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 0;
-                fwd_pass(&k);
+                NN_DISPATCH(fwd_pass)(&k);
             }
         }
     }
     if (h_n) memcpy(h_n, final, sizeof(float) * N * H);
     if (c_n && is_lstm(p->cell)) memcpy(c_n, c, sizeof(float) * N * H);
-}
-
-/* ---- backward -------------------------------------------------------------------------------------- */
-
-typedef struct {
-    const nn_rnn_params *p;
-    int H, GH, S;
-    int s, pass;
-    const float *dy, *dh_n;
-    const nn_rnn_weights *w;
-    const float *hprev, *act, *cprev, *cnew;
-    float *dgx;     /* [T, N, GH] gradients of the input pre-activations */
-    float *dgh;     /* [T, N, GH] of the recurrent ones (the GRU's own buffer, else dgx) */
-    float *dgs;     /* [N, GH] step rows of dgh when times differ across rows (OpenBLAS path), or null */
-    float *dh;      /* [N, H] recurrent carry in, and the direct part of dh_prev out */
-    float *dc;      /* [N, H] cell gradient carry (LSTM), in place */
-    float *drh;     /* [N, H] reset-before GRU: gradient of r * h_prev */
-    /* fused path */
-    const float *packed; /* W_hh in blocks of BUB columns (pack_backward_block) */
-    int rec_step;        /* the step whose dG rows feed this step's carry, or -1 */
-    int rows;            /* rows that ran rec_step: the running prefix, or all */
-    int pointwise;       /* 0: only the carry (after step 0, for dh0) */
-} bwd_ctx;
-
-static void rnn_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, float *dg) {
-    if (k->p->cell == NN_CELL_RNN_TANH) {
-        UNITS for (int j = j0; j < j1; j++) dg[j] = dh[j] * (1.0f - a[j] * a[j]);
-    } else {
-        UNITS for (int j = j0; j < j1; j++) dg[j] = a[j] > 0 ? dh[j] : 0.0f;
-    }
-}
-
-/* The standard and peephole forms as separate loops: the conditional peephole loads keep a shared loop
- * from vectorising at all. */
-static inline __attribute__((always_inline)) void lstm_bwd_body(const bwd_ctx *k, int j0, int j1, const float *dh,
-                                                                float *dc, const float *a, const float *cp,
-                                                                const float *cn, float *dg, const float *pi,
-                                                                const float *pf, const float *po, const int peep) {
-    const int H = k->H;
-    UNITS for (int j = j0; j < j1; j++) {
-        const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-        const float tc = fast_tanh(cn[j]);
-        const float dao = dh[j] * tc * o * (1.0f - o);
-        float d = dc[j] + dh[j] * o * (1.0f - tc * tc);
-        if (peep) d += dao * po[j];
-        const float dai = d * g * i * (1.0f - i);
-        const float daf = d * cp[j] * f * (1.0f - f);
-        dg[j] = dai;
-        dg[H + j] = daf;
-        dg[2 * H + j] = d * i * (1.0f - g * g);
-        dg[3 * H + j] = dao;
-        dc[j] = peep ? d * f + dai * pi[j] + daf * pf[j] : d * f;
-    }
-}
-
-static void lstm_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, float *dc, const float *a,
-                           const float *cp, const float *cn, float *dg) {
-    const int H = k->H;
-    if (k->p->cell == NN_CELL_LSTM_COUPLED) {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float f = a[j], g = a[H + j], o = a[2 * H + j];
-            const float tc = fast_tanh(cn[j]);
-            const float d = dc[j] + dh[j] * o * (1.0f - tc * tc);
-            dg[j] = d * (cp[j] - g) * f * (1.0f - f);
-            dg[H + j] = d * (1.0f - f) * (1.0f - g * g);
-            dg[2 * H + j] = dh[j] * tc * o * (1.0f - o);
-            dc[j] = d * f;
-        }
-        return;
-    }
-    if (k->p->cell == NN_CELL_LSTM_PEEPHOLE) {
-        lstm_bwd_body(k, j0, j1, dh, dc, a, cp, cn, dg, k->w->w_ci, k->w->w_cf, k->w->w_co, 1);
-    } else {
-        lstm_bwd_body(k, j0, j1, dh, dc, a, cp, cn, dg, NULL, NULL, NULL, 0);
-    }
-}
-
-/* dh_direct receives z * dh, the part of dh_prev that bypasses W_hh. */
-static void gru_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
-                          float *dgx, float *dgh, float *dh_direct) {
-    const int H = k->H;
-    UNITS for (int j = j0; j < j1; j++) {
-        const float r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
-        const float dan = dh[j] * (1.0f - z) * (1.0f - n * n);
-        const float dar = dan * hn * r * (1.0f - r);
-        const float daz = dh[j] * (hp[j] - n) * z * (1.0f - z);
-        dgx[j] = dar; dgx[H + j] = daz; dgx[2 * H + j] = dan;
-        dgh[j] = dar; dgh[H + j] = daz; dgh[2 * H + j] = dan * r;
-        dh_direct[j] = dh[j] * z;
-    }
-}
-
-/* Pass 1 (before the W_hn product): da_n, da_z, and dh kept in dh_io. Pass 2: da_r from d(r h_prev),
- * and dh_io becomes the direct part z * dh + r * d(r h_prev). */
-static void gru_rb_bwd_units(const bwd_ctx *k, int j0, int j1, float *dh_io, const float *a, const float *hp,
-                             const float *drh, float *dg) {
-    const int H = k->H;
-    if (k->pass == 1) {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float z = a[H + j], n = a[2 * H + j];
-            dg[H + j] = dh_io[j] * (hp[j] - n) * z * (1.0f - z);
-            dg[2 * H + j] = dh_io[j] * (1.0f - z) * (1.0f - n * n);
-        }
-    } else {
-        UNITS for (int j = j0; j < j1; j++) {
-            const float r = a[j], z = a[H + j];
-            dg[j] = drh[j] * hp[j] * r * (1.0f - r);
-            dh_io[j] = dh_io[j] * z + drh[j] * r;
-        }
-    }
-}
-
-static void gru_simple_bwd_units(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
-                                 float *dg, float *dh_direct) {
-    const int H = k->H;
-    UNITS for (int j = j0; j < j1; j++) {
-        const float u = a[j], n = a[H + j];
-        dg[j] = dh[j] * (n - hp[j]) * u * (1.0f - u);
-        dg[H + j] = dh[j] * u * (1.0f - n * n);
-        dh_direct[j] = dh[j] * (1.0f - u);
-    }
-}
-
-/* Units [j0, j1) of batch row n at backward step k->s. The carry k->dh[n] holds dL/dh after this step
- * from the later steps (when the row ran a later step) and is replaced by the part of dL/dh_prev that
- * does not go through W_hh; the product dG W_hh is added to it next. */
-static void bwd_units(const bwd_ctx *k, int n, int j0, int j1) {
-    const nn_rnn_params *p = k->p;
-    const int len = seq_len(p, n);
-    if (k->s >= len) return;
-    const int H = k->H, GH = k->GH, N = p->batch;
-    const int t = time_of(p, k->s, n);
-    const size_t tn = (size_t)t * N + n;
-    float *dh = k->dh + (size_t)n * H;
-    const float *a = k->act + tn * k->S, *hp = k->hprev + tn * H;
-    float *dgx = k->dgx + tn * GH, *dgh = k->dgh + tn * GH;
-    if (k->pass != 2) {
-        /* This row's last step: the carry starts from dh_n. Then add dy. */
-        if (k->s == len - 1) {
-            if (k->dh_n) copy_units(dh, k->dh_n + (size_t)n * H, j0, j1);
-            else clear_units(dh, j0, j1);
-        }
-        if (k->dy) {
-            const float *dy = k->dy + tn * p->ldy;
-            UNITS for (int j = j0; j < j1; j++) dh[j] += dy[j];
-        }
-    }
-    switch (p->cell) {
-    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU:
-        rnn_bwd_units(k, j0, j1, dh, a, dgx);
-        clear_units(dh, j0, j1);
-        break;
-    case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED:
-        lstm_bwd_units(k, j0, j1, dh, k->dc + (size_t)n * H, a, k->cprev + tn * H, k->cnew + tn * H, dgx);
-        clear_units(dh, j0, j1);
-        break;
-    case NN_CELL_GRU: gru_bwd_units(k, j0, j1, dh, a, hp, dgx, dgh, dh); break;
-    case NN_CELL_GRU_RESET_BEFORE: gru_rb_bwd_units(k, j0, j1, dh, a, hp, k->drh + (size_t)n * H, dgx); break;
-    case NN_CELL_GRU_SIMPLE: gru_simple_bwd_units(k, j0, j1, dh, a, hp, dgx, dh); break;
-    }
-    if (k->dgs) memcpy(k->dgs + (size_t)n * GH, dgh, sizeof(float) * GH);
-}
-
-static void bwd_row(const bwd_ctx *k, int n) { bwd_units(k, n, 0, k->H); }
-
-static void bwd_pass(const bwd_ctx *k) {
-    const int N = k->p->batch;
-    NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) bwd_row(k, n);
-}
-
-/* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
- * carry is asked for) runs step k->s on them. */
-static void bwd_block(const bwd_ctx *k, int jb) {
-    const nn_rnn_params *p = k->p;
-    const int H = k->H, GH = k->GH, N = p->batch;
-    const int j0 = jb * BUB, j1 = j0 + BUB < H ? j0 + BUB : H;
-    const float *panel = k->packed + (size_t)jb * GH * BUB;
-    float out[BMR * BUB];
-    for (int r0 = 0; r0 < k->rows; r0 += BMR) {
-        const int mr = k->rows - r0 < BMR ? k->rows - r0 : BMR;
-        const float *a[BMR];
-        for (int r = 0; r < mr; r++) {
-            const int n = r0 + r;
-            /* A row that did not run rec_step reads any valid row: its carry is replaced by dh_n. */
-            a[r] = k->rec_step < seq_len(p, n) ? k->dgh + ((size_t)time_of(p, k->rec_step, n) * N + n) * GH : k->dgh;
-        }
-        tile(mr, BUB / 8, GH, a, panel, out);
-        for (int r = 0; r < mr; r++) {
-            float *dh = k->dh + (size_t)(r0 + r) * H;
-            for (int j = j0; j < j1; j++) dh[j] += out[r * BUB + j - j0];
-        }
-    }
-    if (k->pointwise)
-        for (int n = 0; n < N; n++) bwd_units(k, n, j0, j1);
-}
-
-static void bwd_blocks(const bwd_ctx *k) {
-    const int blocks = (k->H + BUB - 1) / BUB;
-    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
-    for (int jb = 0; jb < blocks; jb++) bwd_block(k, jb);
-}
-
-/* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
- * column is summed in row order by one thread, so the result does not depend on the thread count. */
-enum { COLSUM_BLOCK = 64 };
-
-static void colsum_block(float *out, const float *a, long lda, const float *b, long ldb, long rows, int j0, int width) {
-    float acc[COLSUM_BLOCK] = {0};
-    for (long r = 0; r < rows; r++) {
-        const float *ar = a + r * lda + j0;
-        if (b) {
-            const float *br = b + r * ldb + j0;
-            for (int j = 0; j < width; j++) acc[j] += ar[j] * br[j];
-        } else {
-            for (int j = 0; j < width; j++) acc[j] += ar[j];
-        }
-    }
-    for (int j = 0; j < width; j++) out[j0 + j] += acc[j];
-}
-
-static void column_sums(float *out, const float *a, long lda, const float *b, long ldb, long rows, int cols) {
-    if (!out) return;
-    const int blocks = (cols + COLSUM_BLOCK - 1) / COLSUM_BLOCK;
-    NN_PARALLEL_FOR_IF(rows * cols >= NN_PARALLEL_MIN && blocks > 1)
-    for (int bi = 0; bi < blocks; bi++) {
-        const int j0 = bi * COLSUM_BLOCK;
-        colsum_block(out, a, lda, b, ldb, rows, j0, cols - j0 < COLSUM_BLOCK ? cols - j0 : COLSUM_BLOCK);
-    }
 }
 
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
@@ -831,19 +361,19 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     const int steps = max_len(p, &sorted);
     if (fused_applies(p) && steps > 0) {
         const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
-        pack_blocks(&pk, (H + BUB - 1) / BUB, 1);
+        NN_DISPATCH(pack_backward)(&pk);
         k.pointwise = 1;
         for (int s = steps - 1; s >= 0; s--) {
             k.s = s;
             k.rec_step = s + 1 < steps ? s + 1 : -1;
             k.rows = k.rec_step >= 0 ? gemm_rows(p, s + 1, sorted) : 0;
-            bwd_blocks(&k);
+            NN_DISPATCH(bwd_blocks)(&k);
         }
         /* The carry through W_hh of step 0 completes dL/dh0. */
         k.rec_step = 0;
         k.rows = N;
         k.pointwise = 0;
-        bwd_blocks(&k);
+        NN_DISPATCH(bwd_blocks)(&k);
     } else {
         const int uniform = uniform_time(p);
         k.dgs = uniform ? NULL : dgs;
@@ -854,14 +384,14 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
             k.s = s;
             if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
                 k.pass = 1;
-                bwd_pass(&k);
+                NN_DISPATCH(bwd_pass)(&k);
                 nn_sgemm(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
                 k.pass = 2;
-                bwd_pass(&k);
+                NN_DISPATCH(bwd_pass)(&k);
                 nn_sgemm(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             } else {
                 k.pass = 0;
-                bwd_pass(&k);
+                NN_DISPATCH(bwd_pass)(&k);
                 nn_sgemm(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             }
         }
@@ -889,12 +419,12 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
             nn_sgemm(1, 0, GH, H, (int)rows, 1.0f, dgh, GH, k.hprev, H, 1.0f, g->w_hh, H);
         }
     }
-    column_sums(g->b_ih, dgx, GH, NULL, 0, (long)rows, GH);
-    column_sums(g->b_hh, dgh, GH, NULL, 0, (long)rows, GH);
+    NN_DISPATCH(column_sums)(g->b_ih, dgx, GH, NULL, 0, (long)rows, GH);
+    NN_DISPATCH(column_sums)(g->b_hh, dgh, GH, NULL, 0, (long)rows, GH);
     if (p->cell == NN_CELL_LSTM_PEEPHOLE) {
-        column_sums(g->w_ci, dgx, GH, k.cprev, H, (long)rows, H);
-        column_sums(g->w_cf, dgx + H, GH, k.cprev, H, (long)rows, H);
-        column_sums(g->w_co, dgx + 3 * H, GH, k.cnew, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_ci, dgx, GH, k.cprev, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_cf, dgx + H, GH, k.cprev, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_co, dgx + 3 * H, GH, k.cnew, H, (long)rows, H);
     }
     if (dx) nn_sgemm(0, 0, (int)rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
 }
@@ -1160,3 +690,494 @@ void nn_rnn_backward_ref(float *dx, float *dh0, float *dc0, const nn_rnn_grads *
         }
     }
 }
+
+#else /* ---- per instruction level (levels.h compiles this part once per level) ---- */
+
+/* Short copies and clears within a row (a unit block is 8 or 16 floats): plain loops the compiler
+ * vectorises in place, where memcpy and memset would be library calls. */
+static inline void NN_L(copy_units)(float *dst, const float *src, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = src[j]; }
+static inline void NN_L(clear_units)(float *dst, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = 0.0f; }
+
+
+
+static inline __attribute__((always_inline)) void NN_L(rnn_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
+    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
+    float *h = r->h, *y = r->y, *a = r->a;
+    if (k->p->cell == NN_CELL_RNN_TANH) {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float v = fast_tanh(gx[j] + gh[j] + bh[j]);
+            h[j] = v;
+            y[j] = v;
+            if (save) a[j] = v;
+        }
+    } else {
+        UNITS for (int j = j0; j < j1; j++) {
+            float v = gx[j] + gh[j] + bh[j];
+            v = v > 0 ? v : (v != v ? v : 0.0f); /* NaN passes as in PyTorch's relu */
+            h[j] = v;
+            y[j] = v;
+            if (save) a[j] = v;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void NN_L(lstm_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
+    const int H = k->H;
+    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
+    float *h = r->h, *y = r->y, *a = r->a, *c = r->c, *cps = r->cprev_s, *cs = r->c_s;
+    if (k->p->cell == NN_CELL_LSTM) {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float i = fast_sigmoid(gx[j] + gh[j] + bh[j]);
+            const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
+            const float g = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
+            const float o = fast_sigmoid(gx[3 * H + j] + gh[3 * H + j] + bh[3 * H + j]);
+            const float cp = c[j], cn = f * cp + i * g, hv = o * fast_tanh(cn);
+            c[j] = cn;
+            h[j] = hv;
+            y[j] = hv;
+            if (save) { a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; cps[j] = cp; cs[j] = cn; }
+        }
+    } else if (k->p->cell == NN_CELL_LSTM_PEEPHOLE) {
+        const float *pi = k->w->w_ci, *pf = k->w->w_cf, *po = k->w->w_co;
+        UNITS for (int j = j0; j < j1; j++) {
+            const float cp = c[j];
+            const float i = fast_sigmoid(gx[j] + gh[j] + bh[j] + pi[j] * cp);
+            const float f = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j] + pf[j] * cp);
+            const float g = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
+            const float cn = f * cp + i * g;
+            const float o = fast_sigmoid(gx[3 * H + j] + gh[3 * H + j] + bh[3 * H + j] + po[j] * cn);
+            const float hv = o * fast_tanh(cn);
+            c[j] = cn;
+            h[j] = hv;
+            y[j] = hv;
+            if (save) { a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o; cps[j] = cp; cs[j] = cn; }
+        }
+    } else { /* coupled: f, g, o */
+        UNITS for (int j = j0; j < j1; j++) {
+            const float f = fast_sigmoid(gx[j] + gh[j] + bh[j]);
+            const float g = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
+            const float o = fast_sigmoid(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
+            const float cp = c[j], cn = f * cp + (1.0f - f) * g, hv = o * fast_tanh(cn);
+            c[j] = cn;
+            h[j] = hv;
+            y[j] = hv;
+            if (save) { a[j] = f; a[H + j] = g; a[2 * H + j] = o; cps[j] = cp; cs[j] = cn; }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void NN_L(gru_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
+    const int H = k->H;
+    const float *gx = r->gx, *gh = r->gh, *bh = k->bh, *hin = r->hin;
+    float *h = r->h, *y = r->y, *a = r->a;
+    UNITS for (int j = j0; j < j1; j++) {
+        const float rg = fast_sigmoid(gx[j] + gh[j] + bh[j]);
+        const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
+        const float hn = gh[2 * H + j] + bh[2 * H + j];
+        const float n = fast_tanh(gx[2 * H + j] + rg * hn);
+        const float hv = n + z * (hin[j] - n);
+        h[j] = hv;
+        y[j] = hv;
+        if (save) { a[j] = rg; a[H + j] = z; a[2 * H + j] = n; a[3 * H + j] = hn; }
+    }
+}
+
+/* Pass 1: r, z and r * h_prev (into rh and, when training, the act block), z kept in zbuf; pass 2: n and h. */
+static inline __attribute__((always_inline)) void NN_L(gru_rb_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, float *rh, float *zbuf, const int save) {
+    const int H = k->H;
+    const float *gx = r->gx, *gh = r->gh, *bh = k->bh;
+    float *h = r->h, *y = r->y, *a = r->a;
+    if (k->pass == 1) {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float rg = fast_sigmoid(gx[j] + gh[j] + bh[j]);
+            const float z = fast_sigmoid(gx[H + j] + gh[H + j] + bh[H + j]);
+            const float v = rg * h[j];
+            rh[j] = v;
+            zbuf[j] = z;
+            if (save) { a[j] = rg; a[H + j] = z; a[3 * H + j] = v; }
+        }
+    } else {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float n = fast_tanh(gx[2 * H + j] + gh[2 * H + j] + bh[2 * H + j]);
+            const float hv = n + zbuf[j] * (h[j] - n);
+            h[j] = hv;
+            y[j] = hv;
+            if (save) a[2 * H + j] = n;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void NN_L(gru_simple_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
+    const int H = k->H;
+    const float *gx = r->gx, *gh = r->gh, *bh = k->bh, *hin = r->hin;
+    float *h = r->h, *y = r->y, *a = r->a;
+    UNITS for (int j = j0; j < j1; j++) {
+        const float u = fast_sigmoid(gx[j] + gh[j] + bh[j]);
+        const float n = fast_tanh(gx[H + j] + gh[H + j] + bh[H + j]);
+        const float hp = hin[j], hv = hp + u * (n - hp);
+        h[j] = hv;
+        y[j] = hv;
+        if (save) { a[j] = u; a[H + j] = n; }
+    }
+}
+
+
+/* The saving and non-saving forms are separate loops: a loop-invariant `if (a)` inside the loop becomes
+ * masked stores, which measured slower than the rest of the cell together. */
+static void NN_L(rnn_fwd_units)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
+    if (r->a) NN_L(rnn_fwd_units_body)(k, j0, j1, r, 1); else NN_L(rnn_fwd_units_body)(k, j0, j1, r, 0);
+}
+static void NN_L(lstm_fwd_units)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
+    if (r->a) NN_L(lstm_fwd_units_body)(k, j0, j1, r, 1); else NN_L(lstm_fwd_units_body)(k, j0, j1, r, 0);
+}
+static void NN_L(gru_fwd_units)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
+    if (r->a) NN_L(gru_fwd_units_body)(k, j0, j1, r, 1); else NN_L(gru_fwd_units_body)(k, j0, j1, r, 0);
+}
+static void NN_L(gru_rb_fwd_units)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, float *rh, float *zbuf) {
+    if (r->a) NN_L(gru_rb_fwd_units_body)(k, j0, j1, r, rh, zbuf, 1); else NN_L(gru_rb_fwd_units_body)(k, j0, j1, r, rh, zbuf, 0);
+}
+static void NN_L(gru_simple_fwd_units)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r) {
+    if (r->a) NN_L(gru_simple_fwd_units_body)(k, j0, j1, r, 1); else NN_L(gru_simple_fwd_units_body)(k, j0, j1, r, 0);
+}
+
+/* Units [j0, j1) of batch row n at forward step k->s: applies the cell, saves what backward needs,
+ * writes y. A row past its length carries its state over. */
+static void NN_L(fwd_units)(const fwd_ctx *k, int n, int j0, int j1) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, N = p->batch;
+    const float *hin = k->hin + (size_t)n * H;
+    float *h = k->hout + (size_t)n * H;
+    if (k->s >= seq_len(p, n)) {
+        if (h != hin) NN_L(copy_units)(h, hin, j0, j1);
+        return;
+    }
+    const size_t tn = (size_t)time_of(p, k->s, n) * N + n;
+    const fwd_rows r = {.gx = k->gx + tn * k->GH, .gh = k->gh + (size_t)n * k->GH, .hin = hin, .h = h,
+                        .y = k->y + tn * p->ldy, .a = k->act ? k->act + tn * k->S : NULL, .c = k->c + (size_t)n * H,
+                        .cprev_s = k->cprev ? k->cprev + tn * H : NULL, .c_s = k->cnew ? k->cnew + tn * H : NULL};
+    if (k->hprev && k->pass != 2) NN_L(copy_units)(k->hprev + tn * H, hin, j0, j1);
+    switch (p->cell) {
+    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU: NN_L(rnn_fwd_units)(k, j0, j1, &r); break;
+    case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED: NN_L(lstm_fwd_units)(k, j0, j1, &r); break;
+    case NN_CELL_GRU: NN_L(gru_fwd_units)(k, j0, j1, &r); break;
+    case NN_CELL_GRU_RESET_BEFORE:
+        /* z waits in c (unused by GRUs) between the passes. */
+        NN_L(gru_rb_fwd_units)(k, j0, j1, &r, k->rh + (size_t)n * H, k->c + (size_t)n * H);
+        break;
+    case NN_CELL_GRU_SIMPLE: NN_L(gru_simple_fwd_units)(k, j0, j1, &r); break;
+    }
+}
+
+
+static void NN_L(fwd_row)(const fwd_ctx *k, int n) { NN_L(fwd_units)(k, n, 0, k->H); }
+
+static void NN_L(fwd_pass)(const fwd_ctx *k) {
+    const int N = k->p->batch;
+    NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
+    for (int n = 0; n < N; n++) NN_L(fwd_row)(k, n);
+}
+
+/* c [mr, nv*VW] = sum over k < K of a[r][k] * b[k*nv*VW .. + nv*VW): rows of A through pointers, B a
+ * packed panel. Each output element is one chain of fused multiply-adds in k order, whoever computes it. */
+static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, const int nv, int K, const float *const *a,
+                                                                const float *b, float *c) {
+    vf acc[TMR][TNV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = vsplat(0.0f);
+    /* The row broadcasts stay in registers and each vector of B is loaded once, used by every row and
+     * dropped, so a tile needs rows·vectors + rows + 1 registers (4x4 on AVX2 spilled with all of B held).
+     * Not unrolled: a second k in flight spilled accumulators on AVX2 too. */
+#pragma clang loop unroll(disable)
+    for (int k = 0; k < K; k++, b += nv * VW) {
+        vf bc[TMR];
+        for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r][k]);
+        for (int v = 0; v < nv; v++) {
+            const vf bv = vload(b + VW * v);
+            for (int r = 0; r < mr; r++) acc[r][v] += bc[r] * bv;
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) vstore(c + (r * nv + v) * VW, acc[r][v]);
+}
+
+/* One expansion per tile shape (forward: up to FMR rows of 3 or 4 vectors; backward: up to BMR rows of
+ * 2), out of line so the register block does not compete with its callers (CKernels/README.md). */
+static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c); break;
+    switch (mr * 8 + nv) {
+    NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
+    NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
+    default: NN_L(tile_mk)(1, 2, K, a, b, c); break;
+    }
+#undef NN_TILE_CASE
+}
+
+/* Forward block jb: [H][G*ub], column g*ub + u holding W_hh row g*H + jb*ub + u (zero past H). */
+static void NN_L(pack_forward_block)(const pack_ctx *k, int jb) {
+    const int H = k->H, G = k->G, ub = FWD_UB(G), width = G * ub;
+    float *dst = k->packed + (size_t)jb * H * width;
+    for (int g = 0; g < G; g++)
+        for (int u = 0; u < ub; u++) {
+            const int j = jb * ub + u;
+            const float *src = k->w_hh + ((size_t)g * H + j) * H;
+            for (int q = 0; q < H; q++) dst[(size_t)q * width + g * ub + u] = j < H ? src[q] : 0.0f;
+        }
+}
+
+static void NN_L(pack_forward)(const pack_ctx *k) {
+    const int blocks = (k->H + FWD_UB(k->G) - 1) / FWD_UB(k->G);
+    NN_PARALLEL_FOR_IF((long)k->G * k->H * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) NN_L(pack_forward_block)(k, jb);
+}
+
+/* Backward block jb: [G*H][BUB], row q holding W_hh[q, jb*BUB ..] (zero past H). */
+static void NN_L(pack_backward_block)(const pack_ctx *k, int jb) {
+    const int H = k->H, GH = k->G * H, j0 = jb * BUB, cnt = H - j0 < BUB ? H - j0 : BUB;
+    float *dst = k->packed + (size_t)jb * GH * BUB;
+    for (int q = 0; q < GH; q++) {
+        for (int u = 0; u < cnt; u++) dst[(size_t)q * BUB + u] = k->w_hh[(size_t)q * H + j0 + u];
+        for (int u = cnt; u < BUB; u++) dst[(size_t)q * BUB + u] = 0.0f;
+    }
+}
+
+static void NN_L(pack_backward)(const pack_ctx *k) {
+    const int blocks = (k->H + BUB - 1) / BUB;
+    NN_PARALLEL_FOR_IF((long)k->G * k->H * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) NN_L(pack_backward_block)(k, jb);
+}
+
+/* Forward block jb of step k->s: the block's recurrent products for the running rows, then the cell on
+ * the block's units of every row. */
+static void NN_L(fwd_block)(const fwd_ctx *k, int jb) {
+    const int H = k->H, GH = k->GH, G = GH / H, ub = FWD_UB(G), nv = G * ub / VW;
+    const int j0 = jb * ub, j1 = j0 + ub < H ? j0 + ub : H;
+    const float *panel = k->packed + (size_t)jb * H * G * ub;
+    float out[TMR * TNV * VW];
+    for (int r0 = 0; r0 < k->rows; r0 += FMR) {
+        const int mr = k->rows - r0 < FMR ? k->rows - r0 : FMR;
+        const float *a[TMR];
+        for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(r0 + r) * H;
+        NN_L(tile)(mr, nv, H, a, panel, out);
+        for (int r = 0; r < mr; r++)
+            for (int g = 0; g < G; g++)
+                NN_L(copy_units)(k->gh + (size_t)(r0 + r) * GH + (size_t)g * H, out + r * nv * VW + g * ub - j0, j0, j1);
+    }
+    for (int n = 0; n < k->p->batch; n++) NN_L(fwd_units)(k, n, j0, j1);
+}
+
+static void NN_L(fwd_blocks)(const fwd_ctx *k) {
+    const int ub = FWD_UB(k->GH / k->H), blocks = (k->H + ub - 1) / ub;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) NN_L(fwd_block)(k, jb);
+}
+
+
+
+static void NN_L(rnn_bwd_units)(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, float *dg) {
+    if (k->p->cell == NN_CELL_RNN_TANH) {
+        UNITS for (int j = j0; j < j1; j++) dg[j] = dh[j] * (1.0f - a[j] * a[j]);
+    } else {
+        UNITS for (int j = j0; j < j1; j++) dg[j] = a[j] > 0 ? dh[j] : 0.0f;
+    }
+}
+
+/* The standard and peephole forms as separate loops: the conditional peephole loads keep a shared loop
+ * from vectorising at all. */
+static inline __attribute__((always_inline)) void NN_L(lstm_bwd_body)(const bwd_ctx *k, int j0, int j1, const float *dh,
+                                                                float *dc, const float *a, const float *cp,
+                                                                const float *cn, float *dg, const float *pi,
+                                                                const float *pf, const float *po, const int peep) {
+    const int H = k->H;
+    UNITS for (int j = j0; j < j1; j++) {
+        const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        const float tc = fast_tanh(cn[j]);
+        const float dao = dh[j] * tc * o * (1.0f - o);
+        float d = dc[j] + dh[j] * o * (1.0f - tc * tc);
+        if (peep) d += dao * po[j];
+        const float dai = d * g * i * (1.0f - i);
+        const float daf = d * cp[j] * f * (1.0f - f);
+        dg[j] = dai;
+        dg[H + j] = daf;
+        dg[2 * H + j] = d * i * (1.0f - g * g);
+        dg[3 * H + j] = dao;
+        dc[j] = peep ? d * f + dai * pi[j] + daf * pf[j] : d * f;
+    }
+}
+
+static void NN_L(lstm_bwd_units)(const bwd_ctx *k, int j0, int j1, const float *dh, float *dc, const float *a,
+                           const float *cp, const float *cn, float *dg) {
+    const int H = k->H;
+    if (k->p->cell == NN_CELL_LSTM_COUPLED) {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float f = a[j], g = a[H + j], o = a[2 * H + j];
+            const float tc = fast_tanh(cn[j]);
+            const float d = dc[j] + dh[j] * o * (1.0f - tc * tc);
+            dg[j] = d * (cp[j] - g) * f * (1.0f - f);
+            dg[H + j] = d * (1.0f - f) * (1.0f - g * g);
+            dg[2 * H + j] = dh[j] * tc * o * (1.0f - o);
+            dc[j] = d * f;
+        }
+        return;
+    }
+    if (k->p->cell == NN_CELL_LSTM_PEEPHOLE) {
+        NN_L(lstm_bwd_body)(k, j0, j1, dh, dc, a, cp, cn, dg, k->w->w_ci, k->w->w_cf, k->w->w_co, 1);
+    } else {
+        NN_L(lstm_bwd_body)(k, j0, j1, dh, dc, a, cp, cn, dg, NULL, NULL, NULL, 0);
+    }
+}
+
+/* dh_direct receives z * dh, the part of dh_prev that bypasses W_hh. */
+static void NN_L(gru_bwd_units)(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
+                          float *dgx, float *dgh, float *dh_direct) {
+    const int H = k->H;
+    UNITS for (int j = j0; j < j1; j++) {
+        const float r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
+        const float dan = dh[j] * (1.0f - z) * (1.0f - n * n);
+        const float dar = dan * hn * r * (1.0f - r);
+        const float daz = dh[j] * (hp[j] - n) * z * (1.0f - z);
+        dgx[j] = dar; dgx[H + j] = daz; dgx[2 * H + j] = dan;
+        dgh[j] = dar; dgh[H + j] = daz; dgh[2 * H + j] = dan * r;
+        dh_direct[j] = dh[j] * z;
+    }
+}
+
+/* Pass 1 (before the W_hn product): da_n, da_z, and dh kept in dh_io. Pass 2: da_r from d(r h_prev),
+ * and dh_io becomes the direct part z * dh + r * d(r h_prev). */
+static void NN_L(gru_rb_bwd_units)(const bwd_ctx *k, int j0, int j1, float *dh_io, const float *a, const float *hp,
+                             const float *drh, float *dg) {
+    const int H = k->H;
+    if (k->pass == 1) {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float z = a[H + j], n = a[2 * H + j];
+            dg[H + j] = dh_io[j] * (hp[j] - n) * z * (1.0f - z);
+            dg[2 * H + j] = dh_io[j] * (1.0f - z) * (1.0f - n * n);
+        }
+    } else {
+        UNITS for (int j = j0; j < j1; j++) {
+            const float r = a[j], z = a[H + j];
+            dg[j] = drh[j] * hp[j] * r * (1.0f - r);
+            dh_io[j] = dh_io[j] * z + drh[j] * r;
+        }
+    }
+}
+
+static void NN_L(gru_simple_bwd_units)(const bwd_ctx *k, int j0, int j1, const float *dh, const float *a, const float *hp,
+                                 float *dg, float *dh_direct) {
+    const int H = k->H;
+    UNITS for (int j = j0; j < j1; j++) {
+        const float u = a[j], n = a[H + j];
+        dg[j] = dh[j] * (n - hp[j]) * u * (1.0f - u);
+        dg[H + j] = dh[j] * u * (1.0f - n * n);
+        dh_direct[j] = dh[j] * (1.0f - u);
+    }
+}
+
+/* Units [j0, j1) of batch row n at backward step k->s. The carry k->dh[n] holds dL/dh after this step
+ * from the later steps (when the row ran a later step) and is replaced by the part of dL/dh_prev that
+ * does not go through W_hh; the product dG W_hh is added to it next. */
+static void NN_L(bwd_units)(const bwd_ctx *k, int n, int j0, int j1) {
+    const nn_rnn_params *p = k->p;
+    const int len = seq_len(p, n);
+    if (k->s >= len) return;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    const int t = time_of(p, k->s, n);
+    const size_t tn = (size_t)t * N + n;
+    float *dh = k->dh + (size_t)n * H;
+    const float *a = k->act + tn * k->S, *hp = k->hprev + tn * H;
+    float *dgx = k->dgx + tn * GH, *dgh = k->dgh + tn * GH;
+    if (k->pass != 2) {
+        /* This row's last step: the carry starts from dh_n. Then add dy. */
+        if (k->s == len - 1) {
+            if (k->dh_n) NN_L(copy_units)(dh, k->dh_n + (size_t)n * H, j0, j1);
+            else NN_L(clear_units)(dh, j0, j1);
+        }
+        if (k->dy) {
+            const float *dy = k->dy + tn * p->ldy;
+            UNITS for (int j = j0; j < j1; j++) dh[j] += dy[j];
+        }
+    }
+    switch (p->cell) {
+    case NN_CELL_RNN_TANH: case NN_CELL_RNN_RELU:
+        NN_L(rnn_bwd_units)(k, j0, j1, dh, a, dgx);
+        NN_L(clear_units)(dh, j0, j1);
+        break;
+    case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED:
+        NN_L(lstm_bwd_units)(k, j0, j1, dh, k->dc + (size_t)n * H, a, k->cprev + tn * H, k->cnew + tn * H, dgx);
+        NN_L(clear_units)(dh, j0, j1);
+        break;
+    case NN_CELL_GRU: NN_L(gru_bwd_units)(k, j0, j1, dh, a, hp, dgx, dgh, dh); break;
+    case NN_CELL_GRU_RESET_BEFORE: NN_L(gru_rb_bwd_units)(k, j0, j1, dh, a, hp, k->drh + (size_t)n * H, dgx); break;
+    case NN_CELL_GRU_SIMPLE: NN_L(gru_simple_bwd_units)(k, j0, j1, dh, a, hp, dgx, dh); break;
+    }
+    if (k->dgs) memcpy(k->dgs + (size_t)n * GH, dgh, sizeof(float) * GH);
+}
+
+static void NN_L(bwd_row)(const bwd_ctx *k, int n) { NN_L(bwd_units)(k, n, 0, k->H); }
+
+static void NN_L(bwd_pass)(const bwd_ctx *k) {
+    const int N = k->p->batch;
+    NN_PARALLEL_FOR_IF((long)N * k->H >= RNN_PARALLEL_MIN)
+    for (int n = 0; n < N; n++) NN_L(bwd_row)(k, n);
+}
+
+/* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
+ * carry is asked for) runs step k->s on them. */
+static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    const int j0 = jb * BUB, j1 = j0 + BUB < H ? j0 + BUB : H;
+    const float *panel = k->packed + (size_t)jb * GH * BUB;
+    float out[TMR * 2 * VW];
+    for (int r0 = 0; r0 < k->rows; r0 += BMR) {
+        const int mr = k->rows - r0 < BMR ? k->rows - r0 : BMR;
+        const float *a[TMR];
+        for (int r = 0; r < mr; r++) {
+            const int n = r0 + r;
+            /* A row that did not run rec_step reads any valid row: its carry is replaced by dh_n. */
+            a[r] = k->rec_step < seq_len(p, n) ? k->dgh + ((size_t)time_of(p, k->rec_step, n) * N + n) * GH : k->dgh;
+        }
+        NN_L(tile)(mr, BUB / VW, GH, a, panel, out);
+        for (int r = 0; r < mr; r++) {
+            float *dh = k->dh + (size_t)(r0 + r) * H;
+            for (int j = j0; j < j1; j++) dh[j] += out[r * BUB + j - j0];
+        }
+    }
+    if (k->pointwise)
+        for (int n = 0; n < N; n++) NN_L(bwd_units)(k, n, j0, j1);
+}
+
+static void NN_L(bwd_blocks)(const bwd_ctx *k) {
+    const int blocks = (k->H + BUB - 1) / BUB;
+    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
+    for (int jb = 0; jb < blocks; jb++) NN_L(bwd_block)(k, jb);
+}
+
+/* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
+ * column is summed in row order by one thread, so the result does not depend on the thread count. */
+
+static void NN_L(colsum_block)(float *out, const float *a, long lda, const float *b, long ldb, long rows, int j0, int width) {
+    float acc[COLSUM_BLOCK] = {0};
+    for (long r = 0; r < rows; r++) {
+        const float *ar = a + r * lda + j0;
+        if (b) {
+            const float *br = b + r * ldb + j0;
+            for (int j = 0; j < width; j++) acc[j] += ar[j] * br[j];
+        } else {
+            for (int j = 0; j < width; j++) acc[j] += ar[j];
+        }
+    }
+    for (int j = 0; j < width; j++) out[j0 + j] += acc[j];
+}
+
+static void NN_L(column_sums)(float *out, const float *a, long lda, const float *b, long ldb, long rows, int cols) {
+    if (!out) return;
+    const int blocks = (cols + COLSUM_BLOCK - 1) / COLSUM_BLOCK;
+    NN_PARALLEL_FOR_IF(rows * cols >= NN_PARALLEL_MIN && blocks > 1)
+    for (int bi = 0; bi < blocks; bi++) {
+        const int j0 = bi * COLSUM_BLOCK;
+        NN_L(colsum_block)(out, a, lda, b, ldb, rows, j0, cols - j0 < COLSUM_BLOCK ? cols - j0 : COLSUM_BLOCK);
+    }
+}
+
+#endif

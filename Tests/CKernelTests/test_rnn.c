@@ -384,7 +384,7 @@ static void test_nan_propagates(void) {
     }
 }
 
-int main(void) {
+static void suite(void) {
     /* Both ways of computing the recurrent step: the fused kernel and OpenBLAS per step. */
     for (int fused = 1; fused >= 0; fused--) {
         nn_rnn_set_fused(fused);
@@ -395,5 +395,7 @@ int main(void) {
         test_finite_differences();
         test_nan_propagates();
     }
-    return ctest_finish("test_rnn");
+    nn_rnn_set_fused(1);
 }
+
+int main(void) { return ctest_run_levels("test_rnn", suite); }
