@@ -23,3 +23,34 @@ import Testing
         #expect(try binaryCrossEntropy(Tensor([0, 1]), Tensor([1, 0]), reduction: .sum).item() == 200)
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 1 case 830: conv2d accepted a weight whose kernel has a zero-size axis (PyTorch refuses it).
+    @Test func convolutionRefusesAnEmptyKernel() throws {
+        #expect(throws: NeuronError.self) {
+            try Tensor.conv2d(Tensor.zeros([2, 1, 10, 9]), weight: Tensor.zeros([3, 1, 3, 0]), bias: nil, stride: 2, padding: 2)
+        }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(Tensor.zeros([1, 9, 4, 0]), weight: Tensor.zeros([0, 3, 1, 0]), bias: nil, groups: 3) }
+    }
+
+    /// The gradient of a / b with respect to b is -g (a / b) / b as in PyTorch: the former -g a / (b b)
+    /// underflowed b b to zero for small b and returned -inf where PyTorch gives -5e37.
+    @Test func divisionGradientForSmallDivisors() throws {
+        let a = Tensor([2e-38, 2]).requiringGrad(), b = Tensor([2e-38, 4]).requiringGrad()
+        try (a / b).sum().backward()
+        let db = try #require(b.grad).scalars
+        #expect(abs(db[0] + 5e37) <= 5e31)
+        #expect(db[1] == -0.125)
+        let da = try #require(a.grad).scalars
+        #expect(abs(da[0] - 5e37) <= 5e31 && da[1] == 0.25)
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 2: x.pow(0) had gradient NaN at x = 0 (0 · 0^-1); PyTorch's is zero for exponent 0.
+    @Test func powerZeroHasZeroGradient() throws {
+        let x = Tensor([0, 2, -1]).requiringGrad()
+        try x.pow(0).sum().backward()
+        #expect(try #require(x.grad).scalars == [0, 0, 0])
+    }
+}
