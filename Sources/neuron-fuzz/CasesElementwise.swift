@@ -238,3 +238,69 @@ func unaryCase(_ r: inout FuzzRandom) -> FuzzCase {
         ctx.check(compareGrad("grad", t.grad, ref))
     }
 }
+
+/// A short differentiable chain, sum(f(x * a)), through the tape: the scalar seed of `backward()`,
+/// accumulation over two passes with `retainGraph`, a second pass over a released graph, a seed of the
+/// wrong shape, and `noGrad`.
+func autogradCase(_ r: inout FuzzRandom) -> FuzzCase {
+    let f = r.pick(["tanh", "exp", "sigmoid", "relu", "squared"])
+    let sx = r.shape(rank: r.rank(0...3), limit: 256)
+    let sa = r.chance(0.7) ? Array(sx.suffix(r.int(0...sx.count))).map { r.chance(0.3) ? 1 : $0 } : sx
+    let regime: ValueRegime = r.chance(0.8) ? .normal : r.regime()
+    let vx = r.values(product(sx), regime), va = r.values(product(sa), .normal)
+    let mode = r.pick(["once", "twice retained", "twice released", "bad seed", "noGrad"])
+    return FuzzCase(op: "autograd", params: "sum(\(f)(x * a)) x \(str(sx)) \(regime) a \(str(sa)) \(mode)") { ctx in
+        let x = try ctx.tensor(sx, vx, grad: true), a = try ctx.tensor(sa, va)
+        ctx.referenceValid = true
+        func forward() throws -> Tensor {
+            let t = try x * a
+            switch f {
+            case "tanh": return t.tanh().sum()
+            case "exp": return t.exp().sum()
+            case "sigmoid": return t.sigmoid().sum()
+            case "relu": return t.relu().sum()
+            default: return t.squared().sum()
+            }
+        }
+        if mode == "noGrad" {
+            let y = try noGrad { try forward() }
+            if y.requiresGrad { ctx.fail("a result computed under noGrad requires gradients") }
+            ctx.referenceValid = false
+            try y.backward()
+            return ctx.fail("backward() of a tensor computed under noGrad did not throw")
+        }
+        let y = try forward()
+        guard let out = broadcastShape(sx, sa), out == sx else { return }
+        if mode == "bad seed" {
+            ctx.referenceValid = false
+            try y.backward(Tensor.zeros([2]))
+            return ctx.fail("backward with a seed of shape [2] for a scalar did not throw")
+        }
+        try y.backward(retainGraph: mode == "twice retained")
+        if mode != "once" {
+            if mode == "twice released" { ctx.referenceValid = false }
+            try y.backward()
+            if mode == "twice released" { return ctx.fail("a second backward through a released graph did not throw") }
+        }
+        // dx = a f'(x a), with f' read from the float32 forward value as PyTorch does, summed over the
+        // broadcast of a (none here: a broadcasts to x's shape) and doubled for two passes.
+        let src = broadcastSources(sa, to: sx)
+        let passes = mode == "once" ? 1.0 : 2.0
+        var dv = [Double](repeating: 0, count: vx.count), sc = dv
+        for i in 0..<vx.count {
+            let ad = Double(va[src[i]])
+            let t = Double(Float(Double(vx[i]) * ad))
+            let d: Double
+            switch f {
+            case "tanh": let y = Double(Float(Foundation.tanh(t))); d = 1 - y * y
+            case "exp": d = Double(Float(Foundation.exp(t)))
+            case "sigmoid": let y = Double(Float(sigmoid(t))); d = y * (1 - y)
+            case "relu": d = t > 0 || t.isNaN ? 1 : 0
+            default: d = 2 * t
+            }
+            dv[i] = passes * ad * d
+            sc[i] = passes * mag(ad) * (mag(d) + 1) * (1 + mag(t))
+        }
+        ctx.check(compareGrad("grad x", x.grad, Ref(shape: sx, v: dv, s: sc, terms: 8)))
+    }
+}

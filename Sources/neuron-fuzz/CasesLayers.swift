@@ -194,10 +194,11 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
     let kind = r.pick(["Tensor(shape:scalars:)", "zeros", "ones", "repeating", "uniform", "normal", "IntTensor", "item", "rows literal",
                        "glorotUniform", "heNormal", "kaimingUniform"])
     var shape = r.shape(rank: r.rank(0...4), limit: 512)
-    switch r.weighted([80, 8, 6, 6]) {
+    switch r.weighted([80, 8, 6, 5, 1]) {
     case 1: if !shape.isEmpty { shape[r.int(0...(shape.count - 1))] = r.pick([-1, -2, Int.min]) }
     case 2: shape = [0, r.pick([1 << 31, 1 << 62, Int.max])] + shape
     case 3: shape = [r.pick([1 << 31, 1 << 62]), r.pick([4, 1 << 33]), 0]
+    case 4: shape = [1 << 40, r.int(1...4)]
     default: break
     }
     let count = checkedProduct(shape)
@@ -233,9 +234,12 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
             guard !ragged else { return ctx.fail("built \(str(t.shape)) from ragged rows") }
             if t.shape != [rows.count, rows.first?.count ?? 0] || t.scalars != rows.flatMap({ $0 }) { ctx.fail("matrix literal \(str(t.shape))") }
         default:
-            // Non-throwing factories: a negative size stops on a documented precondition.
+            // Non-throwing factories stop on a documented precondition for a negative size, an element
+            // count that overflows Int, or more memory than there is (as Array(repeating:count:) does).
+            let overflow = count == nil && !negative, huge = (count ?? 0) > 1 << 28
             if negative { ctx.expectPrecondition("negative dimension") }
-            guard negative || (count != nil && count! <= 1 << 20) else { return }
+            if overflow { ctx.expectPrecondition("overflows") }
+            if huge { ctx.expectPrecondition("out of memory") }
             let t: Tensor
             switch kind {
             case "zeros": t = Tensor.zeros(shape)
@@ -247,7 +251,7 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
             case "heNormal": t = Tensor.heNormal(shape, fanIn: fanIn)
             default: t = Tensor.kaimingUniform(shape, fanIn: fanIn)
             }
-            guard !negative else { return ctx.fail("\(kind)(\(str(shape))) returned \(str(t.shape))") }
+            guard !negative && !overflow && !huge else { return ctx.fail("\(kind)(\(str(shape))) returned \(str(t.shape))") }
             if t.shape != shape { return ctx.fail("shape \(str(t.shape)), expected \(str(shape))") }
             let s = t.scalars
             switch kind {

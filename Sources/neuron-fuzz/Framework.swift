@@ -99,6 +99,7 @@ let caseKinds: [CaseKind] = [
     CaseKind(name: "binary", weight: 8, make: binaryCase),
     CaseKind(name: "scalar", weight: 4, make: scalarCase),
     CaseKind(name: "unary", weight: 10, make: unaryCase),
+    CaseKind(name: "autograd", weight: 3, make: autogradCase),
     CaseKind(name: "reshape", weight: 4, make: reshapeCase),
     CaseKind(name: "flatten", weight: 2, make: flattenCase),
     CaseKind(name: "permute", weight: 3, make: permuteCase),

@@ -70,6 +70,16 @@ let reportMarkers = ["ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSa
                      "Fatal error", "ERROR: ThreadSanitizer"]
 let sanitizerMarkers = ["ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer", "UndefinedBehaviorSanitizer", "ThreadSanitizer"]
 
+/// Whether a child's report is a sanitizer finding. AddressSanitizer also reports the illegal
+/// instruction of a Swift trap ("ILL"), which is a trap but not a memory error.
+func isSanitizerFinding(_ report: String) -> Bool {
+    let asanTrap = report.contains("AddressSanitizer: ILL") || report.contains("AddressSanitizer: TRAP")
+    return sanitizerMarkers.contains { report.contains($0) && !($0 == "ERROR: AddressSanitizer" && asanTrap) }
+}
+
+/// Whether this process runs under AddressSanitizer (its children are the same binary).
+let underAddressSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
 final class Supervisor: @unchecked Sendable {
     let seed: UInt64
     let executable: String
@@ -89,9 +99,12 @@ final class Supervisor: @unchecked Sendable {
     var childEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
         if env["ASAN_OPTIONS"] == nil {
-            env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1"
+            env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1:handle_sigill=1:handle_sigtrap=1"
                 + ":max_allocation_size_mb=\(memoryLimitMB):hard_rss_limit_mb=\(memoryLimitMB * 2)"
         }
+        // Swift's backtracer reads the crashed process's memory in ways AddressSanitizer reports as
+        // overflows; under it, AddressSanitizer prints the trap's stack instead.
+        if underAddressSanitizer && env["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
         if env["UBSAN_OPTIONS"] == nil { env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1" }
         return env
     }
@@ -101,25 +114,19 @@ final class Supervisor: @unchecked Sendable {
         var next = from
         let errPath = NSTemporaryDirectory() + "neuron-fuzz-\(getpid())-\(worker).err"
         while next < to {
-            FileManager.default.createFile(atPath: errPath, contents: nil)
-            guard let errHandle = FileHandle(forWritingAtPath: errPath) else { fatalError("cannot write \(errPath)") }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["--child", "--seed", "\(seed)", "--from", "\(next)", "--to", "\(to)", "--memory-mb", "\(memoryLimitMB)"]
-            process.environment = childEnvironment
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = errHandle
-            do { try process.run() } catch { fatalError("cannot start \(executable): \(error)") }
+            let arguments = ["--child", "--seed", "\(seed)", "--from", "\(next)", "--to", "\(to)", "--memory-mb", "\(memoryLimitMB)"]
+            var child: ChildProcess
+            do { child = try ChildProcess(executable, arguments, environment: childEnvironment, stderrPath: errPath) } catch {
+                fatalError("cannot start \(executable): \(error)")
+            }
             var current: (index: Int, op: String, params: String)?
             var expected: String?
-            var finished = false, timedOut = false
-            var reader = LineReader(fd: pipe.fileHandleForReading.fileDescriptor)
-            while let line = reader.next(timeout: timeout) {
-                if line == LineReader.timeoutMarker { timedOut = true; kill(process.processIdentifier, SIGKILL); break }
+            var finished = false
+            var reader = LineReader(fd: child.output)
+            let timedOut = !child.readLines(&reader, timeout: timeout) { line in
                 let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
                 let head = fields[0].split(separator: " ")
-                guard let tag = head.first else { continue }
+                guard let tag = head.first else { return }
                 switch tag {
                 case "B":
                     current = (Int(head[1])!, fields.count > 1 ? fields[1] : "?", fields.count > 2 ? fields[2] : "")
@@ -137,19 +144,18 @@ final class Supervisor: @unchecked Sendable {
                 default: break
                 }
             }
-            process.waitUntilExit()
-            try? errHandle.close()
+            let (status, signalled) = child.finish()
             let stderrText = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-            let status = process.terminationStatus, signalled = process.terminationReason == .uncaughtSignal
             if let c = current {
                 // The child died (or hung) inside case c.
                 let how = timedOut ? "timed out after \(Int(timeout)) s" : signalled ? "signal \(status)" : "exit status \(status)"
                 let report = excerpt(stderrText)
-                // A release build prints no precondition message, only that one failed: the child's
-                // announcement (`P`) plus a precondition stop (or the announced message) is what counts.
+                // An optimised build prints no precondition message, only that one failed (Swift's
+                // backtracer) or an illegal instruction (AddressSanitizer): the child's announcement (`P`)
+                // plus such a stop, or the announced message itself, is what counts.
                 let documented = expected.map { e in
-                    !timedOut && (report.contains(e) || report.contains("precondition failure"))
-                        && !sanitizerMarkers.contains(where: report.contains)
+                    !timedOut && !isSanitizerFinding(report)
+                        && (report.contains(e) || report.contains("precondition failure") || report.contains("AddressSanitizer: ILL"))
                 } ?? false
                 tally.record { t in
                     t.done += 1
@@ -161,19 +167,19 @@ final class Supervisor: @unchecked Sendable {
                     } else {
                         t.traps += 1
                         op.traps += 1
-                        if sanitizerMarkers.contains(where: report.contains) { t.sanitizerReports += 1 }
+                        if isSanitizerFinding(report) { t.sanitizerReports += 1 }
                         t.details.append((c.index, "case \(c.index) TRAP [\(c.op)] \(c.params)\n    \(how): \(report)"))
                     }
                     t.perOp[c.op] = op
                 }
                 next = c.index + 1
-            } else if !finished || status != 0 || sanitizerMarkers.contains(where: stderrText.contains) {
+            } else if !finished || status != 0 || signalled || isSanitizerFinding(stderrText) {
                 // Died between cases or at exit (a leak report, a crash in teardown).
                 let report = excerpt(stderrText)
                 tally.record { t in
                     t.traps += 1
-                    if sanitizerMarkers.contains(where: report.contains) { t.sanitizerReports += 1 }
-                    t.details.append((next, "after case \(next - 1): child ended with status \(status)\(signalled ? " (signal)" : ""): \(report)"))
+                    if isSanitizerFinding(report) { t.sanitizerReports += 1 }
+                    t.details.append((next, "after case \(next - 1): child ended with \(signalled ? "signal" : "status") \(status): \(report)"))
                 }
                 if !finished && next < to { next += 1 }
             }
@@ -229,7 +235,7 @@ final class Supervisor: @unchecked Sendable {
             } else if frames >= 0 && frames < 4, l.range(of: #"^\s+\d+ "#, options: .regularExpression) != nil, !l.contains("[thunk]") {
                 keep.append(l.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: #"\s+"#, with: " ", options: .regularExpression))
                 frames += 1
-            } else if l.range(of: #"^\s+#[0-3] "#, options: .regularExpression) != nil {
+            } else if l.range(of: #"^\s+#[0-5] "#, options: .regularExpression) != nil {
                 keep.append(l.trimmingCharacters(in: .whitespaces))
             }
         }
@@ -238,26 +244,111 @@ final class Supervisor: @unchecked Sendable {
     }
 }
 
-/// Reads lines from a pipe with a timeout per line.
+/// A child in a process group of its own (so that helpers it starts, such as Swift's backtracer, are
+/// killed with it), its stdout on a pipe and its stderr in a file.
+struct ChildProcess {
+    let pid: pid_t
+    let output: Int32
+    private var exitStatus: Int32?
+
+    /// Pipe creation and spawning are serialised, so no child inherits another's pipe before its
+    /// close-on-exec flag is set.
+    private static let spawnLock = NSLock()
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], stderrPath: String) throws {
+        ChildProcess.spawnLock.lock()
+        defer { ChildProcess.spawnLock.unlock() }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw NSError(domain: "pipe", code: Int(errno)) }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        let errFd = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard errFd >= 0 else { throw NSError(domain: "open \(stderrPath)", code: Int(errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errFd, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+            posix_spawn_file_actions_destroy(&actions)
+            posix_spawnattr_destroy(&attributes)
+            close(fds[1])
+            close(errFd)
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { close(fds[0]); throw NSError(domain: "posix_spawn", code: Int(rc)) }
+        self.pid = pid
+        output = fds[0]
+    }
+
+    /// Feeds each line to `body` until the output ends or the child exits (helpers it started may keep
+    /// the pipe open); false when no line came for `timeout` seconds (the group is then killed).
+    mutating func readLines(_ reader: inout LineReader, timeout: Double, _ body: (String) -> Void) -> Bool {
+        var idle = 0.0
+        while true {
+            switch reader.next(timeout: 1) {
+            case .line(let line):
+                idle = 0
+                body(line)
+            case .end:
+                return true
+            case .idle:
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    exitStatus = status
+                    // What the child wrote before it ended is still in the pipe.
+                    while case .line(let line) = reader.next(timeout: 0) { body(line) }
+                    return true
+                }
+                idle += 1
+                if idle >= timeout {
+                    kill(-pid, SIGKILL)
+                    return false
+                }
+            }
+        }
+    }
+
+    /// Reaps the child, kills what is left of its process group and returns (status, signalled).
+    mutating func finish() -> (Int32, Bool) {
+        var status: Int32 = exitStatus ?? 0
+        if exitStatus == nil { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        kill(-pid, SIGKILL)
+        close(output)
+        let signal = status & 0x7f
+        return signal == 0 ? ((status >> 8) & 0xff, false) : (signal, true)
+    }
+}
+
+/// Reads lines from a pipe, waiting at most a given time for each.
 struct LineReader {
-    static let timeoutMarker = "\u{0}timeout"
+    enum Event { case line(String), idle, end }
     let fd: Int32
     private var buffer: [UInt8] = []
     private var eof = false
 
     init(fd: Int32) { self.fd = fd }
 
-    mutating func next(timeout: Double) -> String? {
+    mutating func next(timeout: Double) -> Event {
         while true {
             if let nl = buffer.firstIndex(of: 10) {
                 let line = String(decoding: buffer[..<nl], as: UTF8.self)
                 buffer.removeSubrange(...nl)
-                return line
+                return .line(line)
             }
-            if eof { return nil }
+            if eof { return .end }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(timeout * 1000))
-            if ready == 0 { return LineReader.timeoutMarker }
+            if ready == 0 { return .idle }
             if ready < 0 { if errno == EINTR { continue }; eof = true; continue }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }

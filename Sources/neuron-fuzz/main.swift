@@ -148,5 +148,6 @@ if !t.thrownValidExamples.isEmpty {
 if !t.details.isEmpty {
     print("wrong results and traps (\(t.details.count); rerun one with: neuron-fuzz --seed \(options.seed) --case N):")
     for d in t.details.sorted(by: { $0.index < $1.index }).prefix(options.maxDetails) { print("  " + d.text) }
+    if t.details.count > options.maxDetails { print("  ... \(t.details.count - options.maxDetails) more (--max-details)") }
 }
 exit(t.wrong == 0 && t.traps == 0 && t.sanitizerReports == 0 ? 0 : 1)
