@@ -54,3 +54,14 @@ extension FuzzFindingsTests {
         #expect(try #require(x.grad).scalars == [0, 0, 0])
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 2 cases 1668, 5909, 6246: with no inputs the weight is empty, but a bias of `out` elements
+    /// was allocated unchecked (an overflow trap for 2^62, out of memory for 2^31).
+    @Test func layerBiasIsCheckedAgainstTheAllocationCap() throws {
+        #expect(throws: NeuronError.self) { try Linear(in: 0, out: 1 << 62) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 0, out: Int.max, kernel: 2) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 0, out: 1 << 40, kernel: 2) }
+        #expect(try Linear(in: 0, out: 1 << 40, bias: false).weight.shape == [1 << 40, 0])
+    }
+}
