@@ -18,7 +18,7 @@ CTESTS := $(patsubst Tests/CKernelTests/%.c,build/ctest/%,$(CTEST_SRCS))
 CTESTS_ASAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-asan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test swift-test ctest ctest-asan asan consumer isa-check cpu-levels qemu bench bench-c compare clean
+.PHONY: deps build demo test swift-test ctest ctest-asan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -103,6 +103,30 @@ ctest-asan: $(CTESTS_ASAN)
 # The Swift suite under AddressSanitizer (XCTest's own small leaks are why leaks are off here).
 asan: deps
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
+
+# Shape fuzzing (Sources/neuron-fuzz): random, often invalid, calls of the public ops, each of which must
+# throw NeuronError or match a double-precision reference; traps, sanitizer reports and wrong results fail.
+# Reproduce one case with `neuron-fuzz --seed S --case N` from the same build.
+FUZZ_SEED ?= 1
+FUZZ_CASES ?= 100000
+FUZZ_JOBS ?= 2
+FUZZ_BATCH ?= 2500
+FUZZ_SLICE_CASES ?= 3000
+UBSAN := -Xcc -fsanitize=undefined -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
+
+fuzz: fuzz-shapes fuzz-safetensors fuzz-png
+
+# 100,000 cases under AddressSanitizer and UndefinedBehaviorSanitizer. A debug build, so the C asserts are
+# on (they must agree with what Swift admits); the kernels are -O2 in every configuration (Package.swift)
+# and the Swift code is optimised too, so the references stay quick.
+fuzz-shapes: deps
+	swift build -Xswiftc -O --sanitize=address $(UBSAN) --scratch-path .build-fuzz --product neuron-fuzz
+	.build-fuzz/debug/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) --batch $(FUZZ_BATCH)
+
+# A few thousand cases for `make test`: release build, kernels under AddressSanitizer.
+fuzz-slice: deps
+	swift build $(SWIFT_FLAGS) --sanitize=address --scratch-path .build-fuzz-slice --product neuron-fuzz
+	.build-fuzz-slice/release/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_SLICE_CASES) --jobs $(FUZZ_JOBS) --batch 1000
 
 # Proves that `import Neuron` works from another package as a user would take it: Neuron (the committed
 # HEAD plus uncommitted changes to tracked files) is cloned into a temporary folder and tagged 0.1.0, and

@@ -36,6 +36,7 @@ let package = Package(
             dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/neuron"
         ),
+        .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
         .executableTarget(
             name: "NeuronBench",
             dependencies: ["Neuron", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")],

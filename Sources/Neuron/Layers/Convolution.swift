@@ -139,6 +139,8 @@ public final class Conv2D: Module {
                                    "Conv2D: padding must not be negative, got \(padding)")
         let shape = [outChannels, inChannels / groups, kernel.height, kernel.width]
         try Sizes.checkShape(shape, "Conv2D weight")
+        // With no input channels the weight is empty whatever `out` is; the bias is not.
+        if bias { try Sizes.checkShape([outChannels], "Conv2D bias") }
         let fanIn = try Sizes.product([inChannels / groups, kernel.height, kernel.width], "Conv2D fan-in")
         weight = Parameter(Tensor.kaimingUniform(shape, fanIn: fanIn))
         let bound = fanIn > 0 ? 1 / Float(fanIn).squareRoot() : 0

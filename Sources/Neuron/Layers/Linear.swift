@@ -14,6 +14,8 @@ public final class Linear: Module {
         try Hyperparameter.require(inFeatures >= 0 && outFeatures >= 0,
                                    "Linear sizes must not be negative, got in \(inFeatures), out \(outFeatures)")
         try Sizes.checkShape([outFeatures, inFeatures], "Linear weight")
+        // With no inputs the weight is empty whatever `out` is; the bias is not.
+        if bias { try Sizes.checkShape([outFeatures], "Linear bias") }
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         weight = Parameter(Tensor.kaimingUniform([outFeatures, inFeatures], fanIn: inFeatures))

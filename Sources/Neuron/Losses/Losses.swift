@@ -65,6 +65,10 @@ public func mseLoss(_ prediction: Tensor, _ target: Tensor, reduction: Reduction
 /// clamped at -100 as PyTorch's `F.binary_cross_entropy` does. Prefer the logits form for training.
 public func binaryCrossEntropy(_ probabilities: Tensor, _ target: Tensor, reduction: Reduction = .mean) throws -> Tensor {
     let t = target.detached(), p = probabilities
+    // The clamped logs would turn a value outside [0, 1] (or NaN) into a finite loss; PyTorch refuses it.
+    if let bad = p.withUnsafeBufferPointer({ $0.first { !($0 >= 0 && $0 <= 1) } }) {
+        throw NeuronError.invalidArgument("binary_cross_entropy: probabilities must be in [0, 1], got \(bad)")
+    }
     return try elementLoss("binary_cross_entropy", prediction: p, target: t, reduction: reduction,
                            forward: { nn_bce_forward($0, p.pointer, t.pointer, $1) },
                            backward: { nn_bce_backward($0, $1, p.pointer, t.pointer, $2, $3) })

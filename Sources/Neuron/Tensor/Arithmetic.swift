@@ -38,7 +38,8 @@ extension Tensor {
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         try broadcastKernel(NN_BIN_DIV, a, b, name: "divide").recorded("divide", inputs: [a, b]) { g in
             [a.requiresGrad ? try (g / b).summed(toShape: a.shape) : nil,
-             b.requiresGrad ? try (-(g * a) / (b * b)).summed(toShape: b.shape) : nil]
+             // PyTorch's order, -g (a / b) / b: b * b would underflow to 0 for |b| < 1e-19 (and overflow for large b).
+             b.requiresGrad ? try ((-g) * ((a / b) / b)).summed(toShape: b.shape) : nil]
         }
     }
 
@@ -95,12 +96,14 @@ extension Tensor {
         return out
     }
 
-    /// x^p for a scalar exponent.
+    /// x^p for a scalar exponent. For p = 0 the gradient is zero (PyTorch's rule), even at x = 0
+    /// where p x^(p-1) would be 0 · Inf.
     public func pow(_ p: Float) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         nn_pow_scalar(out.pointer, pointer, p, count)
         let x = self
         return out.recorded("pow", inputs: [self]) { g in
+            if p == 0 { return [Tensor.zeros(x.shape)] }
             let d = Tensor(uninitializedShape: x.shape)
             nn_pow_scalar(d.pointer, x.pointer, p - 1, x.count)
             return [try g * (d * p)]

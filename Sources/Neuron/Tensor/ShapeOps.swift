@@ -29,7 +29,13 @@ extension Tensor {
 
     /// Collapses the axes from `startAxis` on into one (PyTorch's `torch.flatten(x, 1)` for a batch).
     public func flattened(startAxis: Int = 1) throws -> Tensor {
-        guard rank > 0 else { return try reshaped([1]) }
+        guard rank > 0 else {
+            // A scalar flattens to [1]; like PyTorch, only axis 0 or -1 names its one (implicit) axis.
+            guard startAxis == 0 || startAxis == -1 else {
+                throw NeuronError.invalidArgument("flatten: axis \(startAxis) is out of range for a scalar (0 or -1)")
+            }
+            return try reshaped([1])
+        }
         let a = try normalizedAxis(startAxis, op: "flatten")
         return try reshaped(Array(shape[..<a]) + [shape[a...].reduce(1, *)])
     }

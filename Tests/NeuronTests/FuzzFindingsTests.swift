@@ -1,0 +1,67 @@
+import Testing
+@testable import Neuron
+
+/// Regression tests for what the shape fuzzer (`neuron-fuzz`) found; each names the case that found it.
+@Suite struct FuzzFindingsTests {
+    /// seed 1 case 197: flatten of a scalar ignored its axis; PyTorch accepts only 0 and -1 there.
+    @Test func flattenOfAScalarChecksTheAxis() throws {
+        let s = Tensor(3.5)
+        #expect(try s.flattened(startAxis: 0).shape == [1])
+        #expect(try s.flattened(startAxis: -1).shape == [1])
+        #expect(throws: NeuronError.self) { try s.flattened(startAxis: 1) }
+        #expect(throws: NeuronError.self) { try Flatten(startAxis: 4)(s) }
+    }
+
+    /// seed 1 case 504: binary cross-entropy of probabilities outside [0, 1] (or NaN) returned a finite loss,
+    /// because the clamp of the logs at -100 swallowed the NaN of log(-0.5).
+    @Test func binaryCrossEntropyRefusesValuesOutsideZeroOne() throws {
+        for bad: Float in [-0.5, 1.5, .nan, .infinity] {
+            #expect(throws: NeuronError.self) { try binaryCrossEntropy(Tensor([0.5, bad]), Tensor([1, 0])) }
+            #expect(throws: NeuronError.self) { try binaryCrossEntropy(Tensor([0.5, bad]), Tensor([1, 0]), reduction: .none) }
+        }
+        // The ends of the interval stay valid: the logs are clamped at -100, as in PyTorch.
+        #expect(try binaryCrossEntropy(Tensor([0, 1]), Tensor([1, 0]), reduction: .sum).item() == 200)
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 1 case 830: conv2d accepted a weight whose kernel has a zero-size axis (PyTorch refuses it).
+    @Test func convolutionRefusesAnEmptyKernel() throws {
+        #expect(throws: NeuronError.self) {
+            try Tensor.conv2d(Tensor.zeros([2, 1, 10, 9]), weight: Tensor.zeros([3, 1, 3, 0]), bias: nil, stride: 2, padding: 2)
+        }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(Tensor.zeros([1, 9, 4, 0]), weight: Tensor.zeros([0, 3, 1, 0]), bias: nil, groups: 3) }
+    }
+
+    /// The gradient of a / b with respect to b is -g (a / b) / b as in PyTorch: the former -g a / (b b)
+    /// underflowed b b to zero for small b and returned -inf where PyTorch gives -5e37.
+    @Test func divisionGradientForSmallDivisors() throws {
+        let a = Tensor([2e-38, 2]).requiringGrad(), b = Tensor([2e-38, 4]).requiringGrad()
+        try (a / b).sum().backward()
+        let db = try #require(b.grad).scalars
+        #expect(abs(db[0] + 5e37) <= 5e31)
+        #expect(db[1] == -0.125)
+        let da = try #require(a.grad).scalars
+        #expect(abs(da[0] - 5e37) <= 5e31 && da[1] == 0.25)
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 2: x.pow(0) had gradient NaN at x = 0 (0 · 0^-1); PyTorch's is zero for exponent 0.
+    @Test func powerZeroHasZeroGradient() throws {
+        let x = Tensor([0, 2, -1]).requiringGrad()
+        try x.pow(0).sum().backward()
+        #expect(try #require(x.grad).scalars == [0, 0, 0])
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 2 cases 1668, 5909, 6246: with no inputs the weight is empty, but a bias of `out` elements
+    /// was allocated unchecked (an overflow trap for 2^62, out of memory for 2^31).
+    @Test func layerBiasIsCheckedAgainstTheAllocationCap() throws {
+        #expect(throws: NeuronError.self) { try Linear(in: 0, out: 1 << 62) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 0, out: Int.max, kernel: 2) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 0, out: 1 << 40, kernel: 2) }
+        #expect(try Linear(in: 0, out: 1 << 40, bias: false).weight.shape == [1 << 40, 0])
+    }
+}
