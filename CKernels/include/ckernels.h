@@ -170,5 +170,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "batchnorm.h"
 #include "dropout.h"
 #include "checksum.h"
+#include "gram.h"
 
 #endif
