@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Shapes.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Info.self]
     )
 }
 
@@ -68,6 +68,32 @@ extension NeuronCommand {
             common.apply()
             _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
                                    modelURL: output.map { URL(fileURLWithPath: $0) })
+        }
+    }
+
+    struct Faces: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a Siamese encoder with the triplet loss on generated identities, then verify unseen ones from one image each.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Training identities.") var trainIdentities = 200
+        @Option(help: "Unseen test identities.") var testIdentities = 40
+        @Option(help: "Training batches.") var steps = 300
+        @Option(help: "Triplet mining: \(TripletMining.allCases.map(\.rawValue).joined(separator: ", ")).") var mining = "batchHard"
+        @Option(help: "Triplet margin on squared distances.") var margin: Float = 0.2
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Where to save the test identities' encoding database (safetensors).") var database: String?
+
+        func run() throws {
+            common.apply()
+            guard let strategy = TripletMining(rawValue: mining) else {
+                throw ValidationError("unknown mining '\(mining)'; use one of \(TripletMining.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let result = try FacesDemo.run(trainIdentities: trainIdentities, testIdentities: testIdentities, steps: steps,
+                                           margin: margin, mining: strategy, seed: seed,
+                                           databaseURL: database.map { URL(fileURLWithPath: $0) })
+            guard result.oneShotAccuracy >= 0.95 else {
+                throw ValidationError("one-shot verification reached only \(result.oneShotAccuracy) (target 0.95)")
+            }
         }
     }
 
