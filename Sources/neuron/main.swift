@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Info.self]
     )
 }
 
@@ -75,9 +75,9 @@ extension NeuronCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train a Siamese encoder with the triplet loss on generated identities, then verify unseen ones from one image each.")
         @OptionGroup var common: CommonOptions
-        @Option(help: "Training identities.") var trainIdentities = 200
+        @Option(help: "Training identities.") var trainIdentities = 400
         @Option(help: "Unseen test identities.") var testIdentities = 40
-        @Option(help: "Training batches.") var steps = 300
+        @Option(help: "Training batches.") var steps = 600
         @Option(help: "Triplet mining: \(TripletMining.allCases.map(\.rawValue).joined(separator: ", ")).") var mining = "batchHard"
         @Option(help: "Triplet margin on squared distances.") var margin: Float = 0.2
         @Option(help: "Random seed.") var seed: UInt64 = 42
@@ -94,6 +94,35 @@ extension NeuronCommand {
             guard result.oneShotAccuracy >= 0.95 else {
                 throw ValidationError("one-shot verification reached only \(result.oneShotAccuracy) (target 0.95)")
             }
+        }
+    }
+
+    struct Style: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Neural style transfer: paint the content image in the style of the style image (PNG in, PNG out).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Content image (PNG; default: the shipped chelsea.png).") var content: String?
+        @Option(help: "Style image (PNG, grey or RGB; default: the shipped immunohistochemistry.png).") var style: String?
+        @Option(help: "Where to write the result (PNG; default: neuron-style.png in the temporary directory).") var out: String?
+        @Option(help: "Longer side of the working images and the result, in pixels.") var size = 192
+        @Option(help: "Adam steps on the pixels.") var steps = StyleDemo.defaultTransfer.steps
+        @Option(help: "Adam learning rate.") var learningRate = StyleDemo.defaultTransfer.learningRate
+        @Option(help: "Content weight (alpha).") var contentWeight = StyleDemo.defaultTransfer.contentWeight
+        @Option(help: "Style weight (beta).") var styleWeight = StyleDemo.defaultTransfer.styleWeight
+        @Option(help: "Total-variation weight.") var tvWeight = StyleDemo.defaultTransfer.totalVariationWeight
+        @Option(help: "Random seed of the starting noise.") var seed: UInt64 = 0
+
+        func run() throws {
+            common.apply()
+            var transfer = StyleDemo.defaultTransfer
+            transfer.steps = steps
+            transfer.learningRate = learningRate
+            transfer.contentWeight = contentWeight
+            transfer.styleWeight = styleWeight
+            transfer.totalVariationWeight = tvWeight
+            transfer.seed = seed
+            _ = try StyleDemo.run(contentURL: content.map { URL(fileURLWithPath: $0) }, styleURL: style.map { URL(fileURLWithPath: $0) },
+                                  outputURL: out.map { URL(fileURLWithPath: $0) }, size: size, transfer: transfer)
         }
     }
 
