@@ -137,11 +137,12 @@ static void test_threads(void) {
     }
 }
 
-int main(void) {
+static void suite(void) {
     test_known();
     test_against_ref();
     test_nan();
     test_gradient();
     test_threads();
-    return ctest_finish("test_gram");
 }
+
+int main(void) { return ctest_run_levels("test_gram", suite); }
