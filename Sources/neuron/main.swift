@@ -39,6 +39,17 @@ extension NeuronCommand {
             guard shapes.testAccuracy >= 0.97 else {
                 throw ValidationError("shapes reached only \(shapes.testAccuracy) test accuracy (target 0.97)")
             }
+            print("\n== Demo 3: one-shot face verification with a Siamese encoder and the triplet loss ==")
+            let faces = try FacesDemo.run()
+            guard faces.oneShotAccuracy >= 0.95 else {
+                throw ValidationError("one-shot verification reached only \(faces.oneShotAccuracy) (target 0.95)")
+            }
+            print("\n== Demo 4: neural style transfer ==")
+            let style = try StyleDemo.run()
+            guard style.styleReduction >= 10 else {
+                throw ValidationError("the style cost fell only \(style.styleReduction)x (expected at least 10x)")
+            }
+            print("result: \(style.outputURL.path)")
         }
     }
 

@@ -35,7 +35,7 @@ func checkParameterGradient(_ parameter: Parameter, step: Float = 1e-2, atol: Fl
     }
 
     @Test func branchesShareWeightsAndAddTheirGradients() throws {
-        let siamese = Siamese(encoder: Sequential { Linear(in: 3, out: 2) }, normalize: false)
+        let siamese = Siamese(encoder: try Sequential { try Linear(in: 3, out: 2) }, normalize: false)
         #expect(siamese.namedParameters.map(\.name) == ["encoder.0.weight", "encoder.0.bias"])
         let a = randomTensor([2, 3], seed: 2), b = randomTensor([2, 3], seed: 3)
         let both = try siamese([a, b])

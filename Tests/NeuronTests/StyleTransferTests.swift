@@ -56,12 +56,12 @@ import Testing
     }
 
     @Test func vggBuildersUseTorchvisionNames() throws {
-        let vgg16 = VGG.vgg16(includeClassifier: false)
+        let vgg16 = try VGG.vgg16(includeClassifier: false)
         let convs16 = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
         #expect(vgg16.namedParameters.map(\.name) == convs16.flatMap { ["features.\($0).weight", "features.\($0).bias"] })
         #expect(vgg16.namedParameters.map(\.parameter.shape).prefix(4) == [[64, 3, 3, 3], [64], [64, 64, 3, 3], [64]])
         #expect(vgg16.parameterCount == 14_714_688)  // torchvision's vgg16().features
-        let vgg19 = VGG.vgg19(includeClassifier: false)
+        let vgg19 = try VGG.vgg19(includeClassifier: false)
         let convs19 = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
         #expect(vgg19.namedParameters.map(\.name) == convs19.flatMap { ["features.\($0).weight", "features.\($0).bias"] })
         #expect(vgg19.parameterCount == 20_024_384)
@@ -79,7 +79,7 @@ import Testing
     @Test func vggClassifierNames() throws {
         // torchvision's layout on a narrow network (the real classifier has 124M parameters): two blocks,
         // then the 7x7 average pool and the classifier at indices 0, 3 and 6.
-        let vgg = VGGNetwork(configuration: [8, nil, 16, nil], classes: 10, includeClassifier: true, hidden: 12)
+        let vgg = try VGGNetwork(configuration: [8, nil, 16, nil], classes: 10, includeClassifier: true, hidden: 12)
         #expect(vgg.namedParameters.map(\.name) == ["features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",
                                                      "classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias",
                                                      "classifier.6.weight", "classifier.6.bias"])

@@ -26,19 +26,19 @@ public enum FacesDemo {
 
     /// The encoder: three (3x3 conv → ReLU → 2x2 max-pool) blocks of 16, 32 and 64 channels, then a linear
     /// map of the 64 x (size/8)² features to the embedding.
-    public static func makeEncoder(size: Int = 32, embedding: Int = 64) -> Sequential {
-        Sequential {
-            Conv2D(in: 1, out: 16, kernel: 3, padding: 1)
+    public static func makeEncoder(size: Int = 32, embedding: Int = 64) throws -> Sequential {
+        try Sequential {
+            try Conv2D(in: 1, out: 16, kernel: 3, padding: 1)
             ReLU()
-            MaxPool2D(kernel: 2)
-            Conv2D(in: 16, out: 32, kernel: 3, padding: 1)
+            try MaxPool2D(kernel: 2)
+            try Conv2D(in: 16, out: 32, kernel: 3, padding: 1)
             ReLU()
-            MaxPool2D(kernel: 2)
-            Conv2D(in: 32, out: 64, kernel: 3, padding: 1)
+            try MaxPool2D(kernel: 2)
+            try Conv2D(in: 32, out: 64, kernel: 3, padding: 1)
             ReLU()
-            MaxPool2D(kernel: 2)
+            try MaxPool2D(kernel: 2)
             Flatten()
-            Linear(in: 64 * (size / 8) * (size / 8), out: embedding)
+            try Linear(in: 64 * (size / 8) * (size / 8), out: embedding)
         }
     }
 
@@ -69,7 +69,7 @@ public enum FacesDemo {
             log(String(format: "generated %d training, %d validation and %d test identities of %d images (%dx%d) in %.2fs",
                        trainIdentities, validationIdentities, testIdentities, samplesPerIdentity, size, size, Date().timeIntervalSince(start)))
 
-            let model = Siamese(encoder: makeEncoder(size: size), normalize: true)
+            let model = Siamese(encoder: try makeEncoder(size: size), normalize: true)
             let optimizer = try Adam(model.namedParameters, lr: 1e-3)
             for step in 1...steps {
                 // P identities x K samples, so every anchor has positives and negatives in the batch.

@@ -153,7 +153,13 @@ public final class GlobalAvgPool2D: Module {
 public final class AdaptiveAvgPool2D: Module {
     public let outputSize: Size2D
     public var isTraining = true
-    public init(outputSize: Size2D) { self.outputSize = outputSize }
+    /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
+    public init(outputSize: Size2D) throws {
+        guard outputSize.height >= 1, outputSize.width >= 1 else {
+            throw NeuronError.invalidArgument("AdaptiveAvgPool2D: output size must be at least 1, got \(outputSize)")
+        }
+        self.outputSize = outputSize
+    }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize) }
     public var typeName: String { "AdaptiveAvgPool2d" }
 }

@@ -65,7 +65,7 @@ public final class SimilarityHead: Module {
     public init(embeddingSize: Int, features: Features = .absoluteDifference, epsilon: Float = 1e-6) throws {
         guard embeddingSize >= 1 else { throw NeuronError.invalidArgument("SimilarityHead: embedding size must be >= 1, got \(embeddingSize)") }
         guard epsilon >= 0 else { throw NeuronError.invalidArgument("SimilarityHead: epsilon must be >= 0, got \(epsilon)") }
-        fc = Linear(in: embeddingSize, out: 1)
+        fc = try Linear(in: embeddingSize, out: 1)
         self.features = features
         self.epsilon = epsilon
     }

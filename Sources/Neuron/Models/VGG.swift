@@ -37,15 +37,15 @@ extension VGG {
     /// (`features.0.weight` ... `features.28.bias`, `classifier.0.weight` ... `classifier.6.bias`).
     /// `includeClassifier: false` leaves out the 124M-parameter classifier (feature extraction, style
     /// transfer; load such weights with `strict: false` or without the `classifier.` keys).
-    public static func vgg16(classes: Int = 1000, includeClassifier: Bool = true) -> VGGNetwork {
-        VGGNetwork(configuration: configurations["vgg16"]!, classes: classes, includeClassifier: includeClassifier)
+    public static func vgg16(classes: Int = 1000, includeClassifier: Bool = true) throws -> VGGNetwork {
+        try VGGNetwork(configuration: configurations["vgg16"]!, classes: classes, includeClassifier: includeClassifier)
     }
 
     /// VGG-19 (configuration E) as torchvision builds it: `features.0` ... `features.34`, the classifier as in
     /// `vgg16`. Gatys et al.'s style transfer uses its relu1_1 ... relu5_1 (`features.1, 6, 11, 20, 29`)
     /// and relu4_2 (`features.22`).
-    public static func vgg19(classes: Int = 1000, includeClassifier: Bool = true) -> VGGNetwork {
-        VGGNetwork(configuration: configurations["vgg19"]!, classes: classes, includeClassifier: includeClassifier)
+    public static func vgg19(classes: Int = 1000, includeClassifier: Bool = true) throws -> VGGNetwork {
+        try VGGNetwork(configuration: configurations["vgg19"]!, classes: classes, includeClassifier: includeClassifier)
     }
 }
 
@@ -64,29 +64,29 @@ public final class VGGNetwork: Module {
     public var isTraining = true
 
     /// `hidden` is the classifier's width (4096 in every torchvision VGG; smaller only in tests).
-    init(configuration: [Int?], classes: Int, includeClassifier: Bool, hidden: Int = 4096) {
+    init(configuration: [Int?], classes: Int, includeClassifier: Bool, hidden: Int = 4096) throws {
         var layers: [any Module] = []
         var channels = 3
         for width in configuration {
             if let width {
-                let conv = Conv2D(in: channels, out: width, kernel: 3, padding: 1)
+                let conv = try Conv2D(in: channels, out: width, kernel: 3, padding: 1)
                 conv.weight.value = Tensor.normal(conv.weight.shape, std: (2 / Float(width * 9)).squareRoot())
                 conv.bias?.value = Tensor.zeros([width])
                 layers += [conv, ReLU()]
                 channels = width
             } else {
-                layers.append(MaxPool2D(kernel: 2))
+                layers.append(try MaxPool2D(kernel: 2))
             }
         }
         features = Sequential(layers)
-        avgpool = AdaptiveAvgPool2D(outputSize: 7)
+        avgpool = try AdaptiveAvgPool2D(outputSize: 7)
         if includeClassifier {
-            let linears = [Linear(in: channels * 49, out: hidden), Linear(in: hidden, out: hidden), Linear(in: hidden, out: classes)]
+            let linears = [try Linear(in: channels * 49, out: hidden), try Linear(in: hidden, out: hidden), try Linear(in: hidden, out: classes)]
             for linear in linears {
                 linear.weight.value = Tensor.normal(linear.weight.shape, std: 0.01)
                 linear.bias?.value = Tensor.zeros([linear.outFeatures])
             }
-            classifier = Sequential([linears[0], ReLU(), Dropout(p: 0.5), linears[1], ReLU(), Dropout(p: 0.5), linears[2]])
+            classifier = Sequential([linears[0], ReLU(), try Dropout(p: 0.5), linears[1], ReLU(), try Dropout(p: 0.5), linears[2]])
         } else {
             classifier = nil
         }

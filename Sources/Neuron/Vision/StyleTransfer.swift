@@ -71,8 +71,8 @@ public struct StyleFeatureExtractor {
         var layers: [any Module] = []
         var channels = 3
         for (stage, width) in [32, 64, 128, 256].enumerated() {
-            if stage > 0 { layers.append(AvgPool2D(kernel: 2)) }
-            let conv = Conv2D(in: channels, out: width, kernel: 3, padding: 1)
+            if stage > 0 { layers.append(try AvgPool2D(kernel: 2)) }
+            let conv = try Conv2D(in: channels, out: width, kernel: 3, padding: 1)
             conv.weight.value = Tensor.normal(conv.weight.shape, std: (2 / Float(channels * 9)).squareRoot(), using: &generator)
             conv.bias?.value = Tensor.zeros([width])
             layers += [conv, ReLU()]
