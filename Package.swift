@@ -30,7 +30,9 @@ let package = Package(
         ),
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
-        .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron"),
+        .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron",
+                // The style-transfer demo's default images (licences in Resources/README.md).
+                resources: [.copy("Resources")]),
         .executableTarget(
             name: "neuron",
             dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -6,7 +6,8 @@
 #include "cbench_conv.h"
 #include "cbench_lenet.h"
 #include "cbench_rnn.h"
+#include "cbench_gram.h"
 
-#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES CBENCH_LENET_CASES CBENCH_RNN_CASES
+#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES CBENCH_LENET_CASES CBENCH_RNN_CASES CBENCH_GRAM_CASES
 
 #endif

@@ -10,7 +10,8 @@ extension BenchmarkCase {
          convForward("conv_fwd_1x1", n: 32, cin: 128, cout: 64, size: 14, kernel: 1, padding: 0),
          convForwardBackward, leNetTrainStep, sgemmPeak,
          recurrent("lstm_fwd", gates: 4, backward: false), recurrent("lstm_fwdbwd", gates: 4, backward: true),
-         recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true)]
+         recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true),
+         gram("gram_256x4096", channels: 256, positions: 4096), gram("gram_64x50176", channels: 64, positions: 224 * 224)]
     }
 
     /// nn.LSTM / nn.GRU (input 128, hidden 256, one layer, time-major) on x [64, 32, 128] from a zero
@@ -90,6 +91,15 @@ extension BenchmarkCase {
             let a = Tensor.uniform([2048, 2048], low: -1, high: 1, using: &g)
             let b = Tensor.uniform([2048, 2048], low: -1, high: 1, using: &g)
             return { _ = try a.matmul(b) }
+        }
+    }
+
+    /// G = F·Fᵀ for F [C, K] (torch.mm(f, f.t()) in torch_anchor.py); FLOPs counted for the full product.
+    static func gram(_ name: String, channels: Int, positions: Int) -> BenchmarkCase {
+        BenchmarkCase(name: name, flops: 2 * Double(channels * channels * positions)) {
+            var g = RandomGenerator(seed: 4)
+            let f = Tensor.normal([channels, positions], using: &g)
+            return { _ = try noGrad { try f.gramMatrix() } }
         }
     }
 }

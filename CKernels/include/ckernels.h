@@ -171,5 +171,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "dropout.h"
 #include "checksum.h"
 #include "rnn.h"
+#include "gram.h"
 
 #endif

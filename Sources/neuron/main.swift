@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Shapes.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Info.self]
     )
 }
 
@@ -39,6 +39,17 @@ extension NeuronCommand {
             guard shapes.testAccuracy >= 0.97 else {
                 throw ValidationError("shapes reached only \(shapes.testAccuracy) test accuracy (target 0.97)")
             }
+            print("\n== Demo 3: one-shot face verification with a Siamese encoder and the triplet loss ==")
+            let faces = try FacesDemo.run()
+            guard faces.oneShotAccuracy >= 0.95 else {
+                throw ValidationError("one-shot verification reached only \(faces.oneShotAccuracy) (target 0.95)")
+            }
+            print("\n== Demo 4: neural style transfer ==")
+            let style = try StyleDemo.run()
+            guard style.styleReduction >= 10 else {
+                throw ValidationError("the style cost fell only \(style.styleReduction)x (expected at least 10x)")
+            }
+            print("result: \(style.outputURL.path)")
         }
     }
 
@@ -68,6 +79,61 @@ extension NeuronCommand {
             common.apply()
             _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
                                    modelURL: output.map { URL(fileURLWithPath: $0) })
+        }
+    }
+
+    struct Faces: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a Siamese encoder with the triplet loss on generated identities, then verify unseen ones from one image each.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Training identities.") var trainIdentities = 400
+        @Option(help: "Unseen test identities.") var testIdentities = 40
+        @Option(help: "Training batches.") var steps = 600
+        @Option(help: "Triplet mining: \(TripletMining.allCases.map(\.rawValue).joined(separator: ", ")).") var mining = "batchHard"
+        @Option(help: "Triplet margin on squared distances.") var margin: Float = 0.2
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Where to save the test identities' encoding database (safetensors).") var database: String?
+
+        func run() throws {
+            common.apply()
+            guard let strategy = TripletMining(rawValue: mining) else {
+                throw ValidationError("unknown mining '\(mining)'; use one of \(TripletMining.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let result = try FacesDemo.run(trainIdentities: trainIdentities, testIdentities: testIdentities, steps: steps,
+                                           margin: margin, mining: strategy, seed: seed,
+                                           databaseURL: database.map { URL(fileURLWithPath: $0) })
+            guard result.oneShotAccuracy >= 0.95 else {
+                throw ValidationError("one-shot verification reached only \(result.oneShotAccuracy) (target 0.95)")
+            }
+        }
+    }
+
+    struct Style: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Neural style transfer: paint the content image in the style of the style image (PNG in, PNG out).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Content image (PNG; default: the shipped chelsea.png).") var content: String?
+        @Option(help: "Style image (PNG, grey or RGB; default: the shipped immunohistochemistry.png).") var style: String?
+        @Option(help: "Where to write the result (PNG; default: neuron-style.png in the temporary directory).") var out: String?
+        @Option(help: "Longer side of the working images and the result, in pixels.") var size = 192
+        @Option(help: "Adam steps on the pixels.") var steps = StyleDemo.defaultTransfer.steps
+        @Option(help: "Adam learning rate.") var learningRate = StyleDemo.defaultTransfer.learningRate
+        @Option(help: "Content weight (alpha).") var contentWeight = StyleDemo.defaultTransfer.contentWeight
+        @Option(help: "Style weight (beta).") var styleWeight = StyleDemo.defaultTransfer.styleWeight
+        @Option(help: "Total-variation weight.") var tvWeight = StyleDemo.defaultTransfer.totalVariationWeight
+        @Option(help: "Random seed of the starting noise.") var seed: UInt64 = 0
+
+        func run() throws {
+            common.apply()
+            var transfer = StyleDemo.defaultTransfer
+            transfer.steps = steps
+            transfer.learningRate = learningRate
+            transfer.contentWeight = contentWeight
+            transfer.styleWeight = styleWeight
+            transfer.totalVariationWeight = tvWeight
+            transfer.seed = seed
+            _ = try StyleDemo.run(contentURL: content.map { URL(fileURLWithPath: $0) }, styleURL: style.map { URL(fileURLWithPath: $0) },
+                                  outputURL: out.map { URL(fileURLWithPath: $0) }, size: size, transfer: transfer)
         }
     }
 

@@ -10,12 +10,18 @@ public final class Parameter {
         node = GradNode(leafShape: value.shape, name: "parameter")
     }
 
+    /// Whether gradients flow into this parameter (PyTorch's `requires_grad`). A frozen parameter's
+    /// `value` is a constant to the tape, so backward passes skip its gradient entirely (a frozen feature
+    /// extractor costs no weight-gradient work).
+    public var requiresGrad = true
+
     /// The current value. Reading it inside a forward pass connects the result to this parameter's
-    /// gradient; assigning replaces the value (the shape must stay the same) and keeps the gradient.
+    /// gradient (unless `requiresGrad` is false); assigning replaces the value (the shape must stay the
+    /// same) and keeps the gradient.
     public var value: Tensor {
         get {
             var t = data
-            t.node = node
+            if requiresGrad { t.node = node }
             return t
         }
         set {

@@ -67,4 +67,11 @@ extension Module {
 
     /// Clears every parameter's gradient.
     public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
+
+    /// Stops gradients from flowing into every parameter here and in the descendants (PyTorch's
+    /// `requires_grad_(False)`), e.g. for a fixed feature extractor; inputs still get their gradients.
+    public func freeze() { parameters.forEach { $0.requiresGrad = false } }
+
+    /// Lets gradients flow into every parameter again.
+    public func unfreeze() { parameters.forEach { $0.requiresGrad = true } }
 }

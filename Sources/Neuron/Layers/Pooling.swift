@@ -147,3 +147,19 @@ public final class GlobalAvgPool2D: Module {
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try Tensor.adaptiveAvgPool2d(x, outputSize: 1) }
     public var typeName: String { "AdaptiveAvgPool2d" }
 }
+
+/// Adaptive average pooling to a fixed output size: [N, C, H, W] -> [N, C, OH, OW]
+/// (PyTorch's `nn.AdaptiveAvgPool2d(output_size)`), e.g. the 7x7 before VGG's classifier.
+public final class AdaptiveAvgPool2D: Module {
+    public let outputSize: Size2D
+    public var isTraining = true
+    /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
+    public init(outputSize: Size2D) throws {
+        guard outputSize.height >= 1, outputSize.width >= 1 else {
+            throw NeuronError.invalidArgument("AdaptiveAvgPool2D: output size must be at least 1, got \(outputSize)")
+        }
+        self.outputSize = outputSize
+    }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize) }
+    public var typeName: String { "AdaptiveAvgPool2d" }
+}
