@@ -172,5 +172,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "checksum.h"
 #include "rnn.h"
 #include "gram.h"
+#include "boxes.h"
 
 #endif
