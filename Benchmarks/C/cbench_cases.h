@@ -7,7 +7,8 @@
 #include "cbench_lenet.h"
 #include "cbench_rnn.h"
 #include "cbench_gram.h"
+#include "cbench_boxes.h"
 
-#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES CBENCH_LENET_CASES CBENCH_RNN_CASES CBENCH_GRAM_CASES
+#define CBENCH_FAMILY_CASES CBENCH_CONV_CASES CBENCH_LENET_CASES CBENCH_RNN_CASES CBENCH_GRAM_CASES CBENCH_BOXES_CASES
 
 #endif
