@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Neuron
 
@@ -11,7 +12,10 @@ extension BenchmarkCase {
          convForwardBackward, leNetTrainStep, sgemmPeak,
          recurrent("lstm_fwd", gates: 4, backward: false), recurrent("lstm_fwdbwd", gates: 4, backward: true),
          recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true),
-         gram("gram_256x4096", channels: 256, positions: 4096), gram("gram_64x50176", channels: 64, positions: 224 * 224)]
+         gram("gram_256x4096", channels: 256, positions: 4096), gram("gram_64x50176", channels: 64, positions: 224 * 224),
+         iouCase("box_iou_1000x1000", n: 1000), iouCase("box_iou_5000x5000", n: 5000),
+         nmsCase("nms_2000", n: 2000, batched: false), nmsCase("nms_10000", n: 10000, batched: false),
+         nmsCase("nms_batched_10000", n: 10000, batched: true)]
     }
 
     /// nn.LSTM / nn.GRU (input 128, hidden 256, one layer, time-major) on x [64, 32, 128] from a zero
@@ -100,6 +104,66 @@ extension BenchmarkCase {
             var g = RandomGenerator(seed: 4)
             let f = Tensor.normal([channels, positions], using: &g)
             return { _ = try noGrad { try f.gramMatrix() } }
+        }
+    }
+}
+
+// The box cases read ../shared/bench/data/boxes.safetensors (copied to Benchmarks/data/; override the path
+// with NEURON_BENCH_BOXES) and check the result against torchvision's once before timing.
+extension BenchmarkCase {
+    nonisolated(unsafe) static var boxData: [String: StoredTensor]?
+
+    static func boxTensors() throws -> [String: StoredTensor] {
+        if let boxData { return boxData }
+        let environment = ProcessInfo.processInfo.environment["NEURON_BENCH_BOXES"]
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("../../Benchmarks/data/boxes.safetensors").standardized.path
+        let candidates = [environment, "Benchmarks/data/boxes.safetensors", beside].compactMap { $0 }
+        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ValidationError("no box data at \(candidates.joined(separator: " or ")) (set NEURON_BENCH_BOXES)")
+        }
+        let data = try Safetensors.read(contentsOf: URL(fileURLWithPath: path))
+        boxData = data
+        return data
+    }
+
+    static func floats(_ key: String) throws -> Tensor {
+        guard case .float(let t)? = try boxTensors()[key] else { throw ValidationError("box data has no float tensor \(key)") }
+        return t
+    }
+
+    static func ints(_ key: String) throws -> [Int] {
+        guard case .int(let t)? = try boxTensors()[key] else { throw ValidationError("box data has no integer tensor \(key)") }
+        return t.ints
+    }
+
+    /// Pairwise IoU of two sets of n uniform boxes (corners, pixels).
+    static func iouCase(_ name: String, n: Int) -> BenchmarkCase {
+        BenchmarkCase(name: name) {
+            let a = try Boxes<Corners, Pixels>(try floats("iou\(n)_a")), b = try Boxes<Corners, Pixels>(try floats("iou\(n)_b"))
+            let iou = boxIoU(a, b).scalars
+            let sum = iou.reduce(0.0) { $0 + Double($1) }, nonzero = iou.filter { $0 > 0 }.count
+            // The F64 reference sum arrives as a Float (7 digits): ample for a 1e-6 relative check.
+            let expected = Double(try floats("iou\(n)_sum").scalars[0])
+            guard abs(sum - expected) <= 1e-6 * expected, nonzero == (try ints("iou\(n)_nonzero")).first else {
+                throw ValidationError("\(name): IoU sum \(sum), \(nonzero) nonzero differ from torchvision's")
+            }
+            return { _ = boxIoU(a, b) }
+        }
+    }
+
+    /// Greedy NMS at IoU 0.5 on n clustered boxes, per class over 20 labels when batched.
+    static func nmsCase(_ name: String, n: Int, batched: Bool) -> BenchmarkCase {
+        BenchmarkCase(name: name) {
+            let boxes = try Boxes<Corners, Pixels>(try floats("nms\(n)_boxes")), scores = try floats("nms\(n)_scores")
+            let labels = try ints("nms\(n)_labels")
+            let run = {
+                batched ? try batchedNonMaxSuppression(boxes, scores: scores, labels: labels, iouThreshold: 0.5)
+                        : try nonMaxSuppression(boxes, scores: scores, iouThreshold: 0.5)
+            }
+            let expected = try ints(batched ? "nms_batched\(n)_keep" : "nms\(n)_keep")
+            guard try run() == expected else { throw ValidationError("\(name): kept indices differ from torchvision's") }
+            return { _ = try run() }
         }
     }
 }
