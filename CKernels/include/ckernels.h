@@ -173,5 +173,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "rnn.h"
 #include "gram.h"
 #include "boxes.h"
+#include "detection.h"
 
 #endif
