@@ -35,7 +35,7 @@ private func elementLoss(_ name: String, prediction: Tensor, target: Tensor, red
 
 /// Reduces per-element losses as asked and refuses a non-finite result; `scale` is what each
 /// element's gradient is multiplied by (1/count for a mean).
-private func reduced(_ elements: Tensor, _ reduction: Reduction, _ name: String) throws -> (loss: Tensor, scale: Float) {
+func reduced(_ elements: Tensor, _ reduction: Reduction, _ name: String) throws -> (loss: Tensor, scale: Float) {
     let n = elements.count
     let loss: Tensor
     switch reduction {
