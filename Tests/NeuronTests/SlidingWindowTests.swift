@@ -6,16 +6,16 @@ import Testing
     /// Conv(k3) → ReLU → MaxPool(2) → Conv(k3) → ReLU → Flatten → Linear → ReLU → Linear → Softmax on 12 x 12 windows.
     func classifier() throws -> Sequential {
         Random.seed(7)
-        return Sequential {
-            Conv2D(in: 2, out: 4, kernel: 3)
+        return try Sequential {
+            try Conv2D(in: 2, out: 4, kernel: 3)
             ReLU()
-            MaxPool2D(kernel: 2)
-            Conv2D(in: 4, out: 6, kernel: 3)
+            try MaxPool2D(kernel: 2)
+            try Conv2D(in: 4, out: 6, kernel: 3)
             ReLU()
             Flatten()
-            Linear(in: 6 * 3 * 3, out: 8)
+            try Linear(in: 6 * 3 * 3, out: 8)
             ReLU()
-            Linear(in: 8, out: 3)
+            try Linear(in: 8, out: 3)
             Softmax()
         }
     }
@@ -53,9 +53,9 @@ import Testing
     }
 
     @Test func badInputThrows() throws {
-        let noFlatten = Sequential { Conv2D(in: 1, out: 2, kernel: 3); ReLU() }
+        let noFlatten = try Sequential { try Conv2D(in: 1, out: 2, kernel: 3); ReLU() }
         #expect(throws: NeuronError.self) { try SlidingWindowClassifier(noFlatten, window: 8, channels: 1) }
-        let unsupported = Sequential { Conv2D(in: 1, out: 2, kernel: 3); Flatten(); Linear(in: 72, out: 4); Flatten() }
+        let unsupported = try Sequential { try Conv2D(in: 1, out: 2, kernel: 3); Flatten(); try Linear(in: 72, out: 4); Flatten() }
         #expect(throws: NeuronError.self) { try SlidingWindowClassifier(unsupported, window: 8, channels: 1) }
         let sliding = try SlidingWindowClassifier(try classifier(), window: 12, channels: 2)
         #expect(throws: NeuronError.self) { try sliding.scores(Tensor.zeros([1, 2, 11, 20])) }
