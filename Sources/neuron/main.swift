@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Detect.self, Info.self]
     )
 }
 
@@ -50,6 +50,11 @@ extension NeuronCommand {
                 throw ValidationError("the style cost fell only \(style.styleReduction)x (expected at least 10x)")
             }
             print("result: \(style.outputURL.path)")
+            print("\n== Demo 5: YOLO-style detection of circles, squares and triangles ==")
+            let detection = try DetectionDemo.run()
+            guard detection.meanAveragePrecision50 >= 0.8 else {
+                throw ValidationError("detection reached only \(detection.meanAveragePrecision50) mAP@0.5 (target 0.8)")
+            }
         }
     }
 
@@ -134,6 +139,24 @@ extension NeuronCommand {
             transfer.seed = seed
             _ = try StyleDemo.run(contentURL: content.map { URL(fileURLWithPath: $0) }, styleURL: style.map { URL(fileURLWithPath: $0) },
                                   outputURL: out.map { URL(fileURLWithPath: $0) }, size: size, transfer: transfer)
+        }
+    }
+
+    struct Detect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a small YOLO-style detector on generated scenes, report mAP and draw its detections into a PNG.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Training scenes.") var trainCount = 2000
+        @Option(help: "Held-out test scenes.") var testCount = 400
+        @Option(help: "Epochs.") var epochs = 6
+        @Option(help: "Anchors (k-means on the training boxes).") var anchors = 2
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Where to write the PNG with the detections.") var output: String?
+
+        func run() throws {
+            common.apply()
+            _ = try DetectionDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, anchors: anchors, seed: seed,
+                                      imageURL: output.map { URL(fileURLWithPath: $0) })
         }
     }
 
