@@ -3,35 +3,27 @@ import Testing
 
 /// Triplet losses against PyTorch, triplet mining on hand-computed batches, and their gradients.
 @Suite struct TripletTests {
-    @Test func marginLossMatchesPyTorch() throws {
+    /// Both forms against PyTorch: `margin_loss` is nn.TripletMarginLoss(margin=1), `sqdist` the
+    /// squared-distance form with margin 0.2; values per row, the mean, and the gradients of the mean.
+    @Test(arguments: ["margin_loss", "sqdist"])
+    func lossMatchesPyTorch(_ name: String) throws {
         let g = try Golden("triplet")
-        let a = try g.float("margin_loss.anchor").requiringGrad(), p = try g.float("margin_loss.positive").requiringGrad()
-        let n = try g.float("margin_loss.negative").requiringGrad()
-        let elements = try tripletMarginLoss(anchor: a.detached(), positive: p.detached(), negative: n.detached(), margin: 1, reduction: .none)
-        try g.expectValue(elements, "margin_loss.loss_elements")
-        let loss = try tripletMarginLoss(anchor: a, positive: p, negative: n, margin: 1)
-        try g.expectValue(loss, "margin_loss.loss")
-        try loss.backward()
-        try g.expectGradient(a.grad, "margin_loss.grad.anchor")
-        try g.expectGradient(p.grad, "margin_loss.grad.positive")
-        try g.expectGradient(n.grad, "margin_loss.grad.negative")
-    }
-
-    @Test func squaredDistanceLossMatchesPyTorch() throws {
-        let g = try Golden("triplet")
-        let a = try g.float("sqdist.anchor").requiringGrad(), p = try g.float("sqdist.positive").requiringGrad()
-        let n = try g.float("sqdist.negative").requiringGrad()
-        try g.expectValue(try tripletLoss(anchor: a.detached(), positive: p.detached(), negative: n.detached(), reduction: .none),
-                          "sqdist.loss_elements")
-        let loss = try tripletLoss(anchor: a, positive: p, negative: n, margin: 0.2)
-        try g.expectValue(loss, "sqdist.loss")
-        try loss.backward()
-        try g.expectGradient(a.grad, "sqdist.grad.anchor")
-        try g.expectGradient(p.grad, "sqdist.grad.positive")
-        try g.expectGradient(n.grad, "sqdist.grad.negative")
+        let a = try g.float(name + ".anchor").requiringGrad(), p = try g.float(name + ".positive").requiringGrad()
+        let n = try g.float(name + ".negative").requiringGrad()
+        func loss(_ a: Tensor, _ p: Tensor, _ n: Tensor, _ reduction: Reduction) throws -> Tensor {
+            name == "sqdist" ? try tripletLoss(anchor: a, positive: p, negative: n, margin: 0.2, reduction: reduction)
+                : try tripletMarginLoss(anchor: a, positive: p, negative: n, margin: 1, reduction: reduction)
+        }
+        try g.expectValue(try loss(a.detached(), p.detached(), n.detached(), .none), name + ".loss_elements")
+        let mean = try loss(a, p, n, .mean)
+        try g.expectValue(mean, name + ".loss")
+        try mean.backward()
+        try g.expectGradient(a.grad, name + ".grad.anchor")
+        try g.expectGradient(p.grad, name + ".grad.positive")
+        try g.expectGradient(n.grad, name + ".grad.negative")
         // The sum is N times the mean.
-        let sum = try tripletLoss(anchor: a.detached(), positive: p.detached(), negative: n.detached(), reduction: .sum)
-        #expect(abs(try sum.item() - 8 * loss.item()) <= 1e-5)
+        let sum = try loss(a.detached(), p.detached(), n.detached(), .sum)
+        #expect(abs(try sum.item() - 8 * mean.item()) <= 1e-5)
     }
 
     /// Points on a line: 0 and 1 are identity 0, 3 and 3.5 identity 1. Squared distances: d01 = 1, d02 = 9,

@@ -66,7 +66,7 @@ public enum StyleDemo {
         return result
     }
 
-    /// The demo's settings: `StyleTransfer`'s defaults (300 Adam steps at learning rate 0.03, α = 50,
+    /// The demo's settings: `StyleTransfer`'s defaults (300 Adam steps at learning rate 0.05, α = 50,
     /// β = 1e5, no total variation), chosen by eye on the default images with the random-filter extractor.
     public static var defaultTransfer: StyleTransfer {
         var t = StyleTransfer()

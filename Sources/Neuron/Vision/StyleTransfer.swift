@@ -107,7 +107,7 @@ public struct StyleFeatureExtractor {
 public struct StyleTransfer {
     /// Adam steps on the pixels.
     public var steps = 300
-    public var learningRate: Float = 0.03
+    public var learningRate: Float = 0.05
     /// α.
     public var contentWeight: Float = 50
     /// β.
