@@ -192,7 +192,9 @@ static void NN_L(affine)(float *y, const float *x, float a, float b, size_t n) {
 
 static void NN_L(activation_backward_chunk)(nn_activation act, float *dx, const float *dy, const float *saved,
                                             float slope, size_t n) {
-#define ACT_CASE(a) case a: for (size_t i = 0; i < n; i++) dx[i] = dy[i] * activation_grad(a, saved[i], slope); break;
+/* relu selects (dx = 0 where x <= 0 even if dy is NaN, as PyTorch's threshold_backward); the others multiply. */
+#define ACT_CASE(a) case a: for (size_t i = 0; i < n; i++) { float d = activation_grad(a, saved[i], slope); \
+        dx[i] = a == NN_ACT_RELU && d == 0.0f ? 0.0f : dy[i] * d; } break;
     switch (act) { ACT_CASE(NN_ACT_RELU) ACT_CASE(NN_ACT_LEAKY_RELU) ACT_CASE(NN_ACT_SIGMOID) ACT_CASE(NN_ACT_TANH) }
 #undef ACT_CASE
 }

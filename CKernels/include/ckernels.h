@@ -86,7 +86,7 @@ void nn_affine(float *y, const float *x, float a, float b, size_t n);
 
 typedef enum { NN_ACT_RELU, NN_ACT_LEAKY_RELU, NN_ACT_SIGMOID, NN_ACT_TANH } nn_activation;
 /* dx[n] = dy[n] * f'(.) where `saved` is x for relu / leaky relu (f'(0) = 0 for relu, slope for leaky;
- * relu passes dy where x is NaN, as PyTorch's threshold_backward does)
+ * relu passes dy where x is NaN and gives 0 elsewhere even for a NaN dy, as PyTorch's threshold_backward does)
  * and y = f(x) for sigmoid (y(1-y)) and tanh (1-y^2). */
 void nn_activation_backward(nn_activation act, float *dx, const float *dy, const float *saved,
                             float slope, size_t n);

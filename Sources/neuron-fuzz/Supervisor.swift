@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,9 @@ func emitLine(_ line: String) {
 /// The child: runs cases [from, to) and reports each with its time in milliseconds.
 func runChild(seed: UInt64, from: Int, to: Int, memoryLimitMB: Int) {
     limitMemory(megabytes: memoryLimitMB)
+    // Throwing ops refuse single allocations over an eighth of the child's memory (a case holds a few
+    // tensors at once), so an absurd size is a thrown error, never an out-of-memory trap.
+    Neuron.maximumAllocationBytes = memoryLimitMB << 17
     for i in from..<to {
         let start = DispatchTime.now().uptimeNanoseconds
         let outcome = runCase(seed: seed, index: i, emit: emitLine)

@@ -58,6 +58,10 @@ static void test_nan_propagation(void) {
     CHECK(y[0] == 1 && isnan(y[1]) && y[2] == 0);
     nn_activation_backward(NN_ACT_RELU, dx, dy, x, 0, 3);
     CHECK(dx[0] == 5 && dx[1] == 5 && dx[2] == 0);
+    /* A NaN upstream gradient stays out where x <= 0 (threshold_backward selects; found by neuron-fuzz). */
+    float nan_dy[3] = {NAN, NAN, NAN};
+    nn_activation_backward(NN_ACT_RELU, dx, nan_dy, x, 0, 3);
+    CHECK(isnan(dx[0]) && isnan(dx[1]) && dx[2] == 0);
     float c[3] = {NAN, 5, -5}, cy[3];
     nn_clamp(cy, c, -1, 1, 3);
     CHECK(isnan(cy[0]) && cy[1] == 1 && cy[2] == -1);

@@ -65,3 +65,36 @@ extension FuzzFindingsTests {
         #expect(try Linear(in: 0, out: 1 << 40, bias: false).weight.shape == [1 << 40, 0])
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 2 cases 3402, 7723, 8192: relu and clamp multiplied the upstream gradient by a 0/1 mask, so a NaN
+    /// upstream leaked where PyTorch (threshold_backward, where()) gives exactly 0.
+    @Test func reluAndClampSelectTheGradient() throws {
+        let x = Tensor([-1, 0.5, 2]).requiringGrad()
+        try x.relu().backward(Tensor([.nan, .nan, 1]))
+        let dr = try #require(x.grad).scalars
+        #expect(dr[0] == 0 && dr[1].isNaN && dr[2] == 1)
+        let z = Tensor([-1, 0.5, 2]).requiringGrad()
+        try z.clamped(min: 0, max: 1).backward(Tensor([.nan, .nan, .nan]))
+        let dc = try #require(z.grad).scalars
+        #expect(dc[0] == 0 && dc[1].isNaN && dc[2] == 0)
+    }
+
+    /// seed 2 case 9152: x * 2 added +0 and turned -0 into +0, so the gradient of sqrt at -0 was +Inf
+    /// where PyTorch's is -Inf.
+    @Test func scalingKeepsTheSignOfZero() throws {
+        #expect((Tensor([-0.0]) * 2).scalars[0].sign == .minus)
+        let x = Tensor([-0.0, 0]).requiringGrad()
+        try x.sqrt().sum().backward()
+        #expect(try #require(x.grad).scalars == [-.infinity, .infinity])
+    }
+
+    /// Division by a scalar divides, as PyTorch does: x * (1 / s) overflowed for a subnormal s.
+    @Test func divisionByASubnormalScalar() throws {
+        let x = Tensor([1e-40, 1]).requiringGrad()
+        let y = x / Float.leastNonzeroMagnitude
+        #expect(abs(y.scalars[0] - 71362) < 1 && y.scalars[1] == .infinity)
+        try y.backward(Tensor([Float.leastNonzeroMagnitude, 0]))
+        #expect(try #require(x.grad).scalars == [1, 0])
+    }
+}

@@ -50,15 +50,24 @@ extension Tensor {
     public static func + (s: Float, a: Tensor) -> Tensor { a.affine(scale: 1, shift: s) }
     public static func - (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1, shift: -s) }
     public static func - (s: Float, a: Tensor) -> Tensor { a.affine(scale: -1, shift: s) }
-    public static func * (a: Tensor, s: Float) -> Tensor { a.affine(scale: s, shift: 0) }
-    public static func * (s: Float, a: Tensor) -> Tensor { a.affine(scale: s, shift: 0) }
-    public static func / (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1 / s, shift: 0) }
+    // A shift of -0 leaves every product alone, -0 included (+0 would turn -0 into +0, so that for
+    // example the gradient of sqrt at -0 came out +Inf where PyTorch's is -Inf).
+    public static func * (a: Tensor, s: Float) -> Tensor { a.affine(scale: s, shift: -0.0) }
+    public static func * (s: Float, a: Tensor) -> Tensor { a.affine(scale: s, shift: -0.0) }
+
+    /// Each element divided by `s`, as PyTorch does: a multiplication by 1/s would overflow to Inf for
+    /// a subnormal `s` (1e-40 / 1e-45 is 71362, not Inf).
+    public static func / (a: Tensor, s: Float) -> Tensor {
+        // A scalar broadcasts to any shape, so the kernel call cannot fail.
+        let out = try! broadcastKernel(NN_BIN_DIV, a, Tensor(s), name: "divide")
+        return out.recorded("divide", inputs: [a]) { g in [g / s] }
+    }
 
     /// `scale * x + shift`, differentiable.
     public func affine(scale: Float, shift: Float) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         nn_affine(out.pointer, pointer, scale, shift, count)
-        return out.recorded("affine", inputs: [self]) { g in [g.affine(scale: scale, shift: 0)] }
+        return out.recorded("affine", inputs: [self]) { g in [g.affine(scale: scale, shift: -0.0)] }
     }
 
     /// Applies a C unary map; `derivative(g, y)` gives the input gradient from the output's gradient
@@ -116,8 +125,15 @@ extension Tensor {
         nn_clamp(out.pointer, pointer, lo, hi, count)
         let x = self
         return out.recorded("clamp", inputs: [self]) { g in
-            let mask = x.map { $0 >= lo && $0 <= hi ? 1 : 0 }
-            return [try g * mask]
+            // A selection, not a product with a 0/1 mask: outside [lo, hi] the gradient is 0 even where
+            // the upstream one is NaN or Inf (PyTorch's where()).
+            let dx = Tensor(uninitializedShape: x.shape)
+            x.withUnsafeBufferPointer { xs in
+                g.withUnsafeBufferPointer { gs in
+                    for i in 0..<xs.count { dx.pointer[i] = xs[i] >= lo && xs[i] <= hi ? gs[i] : 0 }
+                }
+            }
+            return [dx]
         }
     }
 
