@@ -90,6 +90,15 @@ import Testing
         }
     }
 
+    /// Every recurrent golden at every instruction level (the C tests also run the OpenBLAS step path at
+    /// every level; switching it here would race with the tests running beside this one).
+    @Test(arguments: Neuron.supportedCPULevels)
+    func goldensHoldAtEveryLevel(_ level: CPULevel) throws {
+        try Neuron.withCPULevel(level) {
+            for c in Self.cases { try matchesPyTorch(c) }
+        }
+    }
+
     /// Unsorted lengths (PyTorch's enforce_sorted=False): the batch reordered gives the same results reordered.
     @Test func unsortedLengthsGiveTheSortedResultsReordered() throws {
         let c = Self.cases.first { $0.file == "lstm_packed_bidir" }!

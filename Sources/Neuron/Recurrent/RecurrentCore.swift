@@ -73,6 +73,15 @@ final class RecurrentStack {
         guard dropout >= 0, dropout <= 1 else {
             throw NeuronError.invalidArgument("\(name): dropout must be in [0, 1], got \(dropout)")
         }
+        // Every size the kernels take as a C int, and every parameter under the allocation cap, before
+        // anything is drawn.
+        let gates = Int(nn_rnn_gate_count(cell)), directions = bidirectional ? 2 : 1
+        let gateRows = try Sizes.multiply(gates, hidden, "\(name): gate rows")
+        _ = try Sizes.int32(gateRows, "gate rows (gates x hidden)", op: name)
+        _ = try Sizes.int32(try Sizes.multiply(hidden, directions, "\(name): layer width"), "hidden x directions", op: name)
+        _ = try Sizes.int32(input, "input size", op: name)
+        try Sizes.checkShape([gateRows, max(input, hidden * directions)], "\(name) weight_ih")
+        try Sizes.checkShape([gateRows, hidden], "\(name) weight_hh")
         self.name = name
         self.isCell = isCell
         self.cell = cell
@@ -85,7 +94,6 @@ final class RecurrentStack {
         self.dropout = dropout
         self.bidirectional = bidirectional
         self.merge = merge
-        let directions = bidirectional ? 2 : 1
         weights = (0..<layers).map { l in
             (0..<directions).map { _ in
                 RecurrentWeights(cell: cell, input: l == 0 ? input : hidden * directions, hidden: hidden, bias: bias)
@@ -115,6 +123,7 @@ final class RecurrentStack {
             throw NeuronError.shapeMismatch("\(name) was built for input width \(inputSize), got input \(shapeString(x.shape)); expects \(layout)")
         }
         let (t, n) = batchFirst ? (x.shape[1], x.shape[0]) : (x.shape[0], x.shape[1])
+        _ = try Sizes.int32(try Sizes.multiply(t, n, "\(name): steps x batch"), "steps x batch", op: name)
         let stateShape = [layerCount * directions, n, hiddenSize]
         for (label, state) in [("initial hidden state", h0), ("initial cell state", c0)] {
             if let state, state.shape != stateShape {
@@ -152,22 +161,22 @@ final class RecurrentStack {
 
         // Packed results: the output sequence (in the caller's layout), h_n, c_n.
         let outCount = T * N * outputWidth
-        let packed = Tensor(uninitializedShape: [outCount + stateCount * (lstm ? 2 : 1)])
+        let packed = try Tensor.allocated([outCount + stateCount * (lstm ? 2 : 1)], op: name)
         let hN = packed.pointer + outCount, cN = packed.pointer + outCount + stateCount
 
         var layerInputs: [Tensor] = []       // time-major input of each layer (after dropout)
         var masks: [Tensor?] = []            // dropout mask applied to the output of layer l < L-1
         var saved: [[TensorStorage]] = []    // activations per layer and direction
-        let workspace = TensorStorage(count: maxWorkspace(T: T, N: N))
+        let workspace = try Sizes.workspace(maxWorkspace(T: T, N: N), op: name)
         var input = batchFirst ? swapFirstAxes(x) : x
         for l in 0..<L {
             let out = Tensor(uninitializedShape: [T, N, dirs * H])
             var layerSaved: [TensorStorage] = []
             // The kernels get raw pointers: everything they read or write stays alive until they return.
-            withExtendedLifetime((input, out, workspace, packed, values, h0, c0)) {
+            try withExtendedLifetime((input, out, workspace, packed, values, h0, c0)) {
                 for d in 0..<dirs {
                     var p = params(T: T, N: N, D: input.shape[2], reverse: d == 1, ldy: dirs * H)
-                    let save = recording ? TensorStorage(count: nn_rnn_saved_size(&p)) : nil
+                    let save = recording ? try Sizes.workspace(nn_rnn_saved_size(&p), op: "\(name) saved activations") : nil
                     let slot = (l * dirs + d) * N * H
                     var w = kernelWeights(values[l][d])
                     withLengths(lengths) { len in
@@ -263,7 +272,7 @@ final class RecurrentStack {
         let dh0 = h0?.requiresGrad == true ? Tensor(uninitializedShape: [L * dirs, N, H]) : nil
         let dc0 = c0?.requiresGrad == true ? Tensor(uninitializedShape: [L * dirs, N, H]) : nil
         let paramGrads: [[[Tensor]]] = values.map { $0.map { $0.map { Tensor.zeros($0.shape) } } }
-        let workspace = TensorStorage(count: maxWorkspace(T: T, N: N))
+        let workspace = try Sizes.workspace(maxWorkspace(T: T, N: N), op: "\(name) backward")
         var dx: Tensor? = nil
         for l in stride(from: L - 1, through: 0, by: -1) {
             let width = l == 0 ? inputSize : dirs * H
