@@ -211,7 +211,7 @@ import Testing
         let target = Tensor.normal([4, 1], mean: 0.3, std: 0.1, using: &g)
         for clip in [false, true] {
             Random.seed(16)
-            let rnn = try RNN(input: 1, hidden: 6), head = Linear(in: 6, out: 1)
+            let rnn = try RNN(input: 1, hidden: 6), head = try Linear(in: 6, out: 1)
             var eye = [Float](repeating: 0, count: 36)
             for i in 0..<6 { eye[i * 7] = 1.5 }
             try rnn.loadStateDict(["weight_ih_l0": .float(Tensor.zeros([6, 1])), "weight_hh_l0": .float(Tensor(shape: [6, 6], scalars: eye)),
