@@ -140,5 +140,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "pool.h"
 #include "batchnorm.h"
 #include "dropout.h"
+#include "rnn.h"
 
 #endif
