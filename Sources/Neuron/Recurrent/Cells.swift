@@ -1,0 +1,96 @@
+import CKernels
+
+// Single-step cells for decoders and hand-written loops: x [N, input], states [N, hidden]. Keys are
+// PyTorch's cell names without a layer suffix: weight_ih [G·hidden, input], weight_hh [G·hidden, hidden],
+// bias_ih, bias_hh [G·hidden] (variants PyTorch lacks tag them: weight_ih_resetbefore; the peephole cell
+// adds weight_ci, weight_cf, weight_co). Each step is one node on the tape, computed by the sequence
+// kernels with T = 1.
+
+/// Runs one step of a one-layer stack: x [N, D], states [N, H].
+private func step(_ stack: RecurrentStack, _ x: Tensor, h: Tensor?, c: Tensor?, name: String) throws -> (h: Tensor, c: Tensor?) {
+    guard x.rank == 2, x.shape[1] == stack.inputSize else {
+        throw NeuronError.shapeMismatch("\(name) was built for input [N, \(stack.inputSize)], got \(shapeString(x.shape))")
+    }
+    let n = x.shape[0], expected = [n, stack.hiddenSize]
+    for (label, state) in [("hidden state", h), ("cell state", c)] {
+        if let state, state.shape != expected {
+            throw NeuronError.shapeMismatch("\(name): \(label) \(shapeString(state.shape)) for input \(shapeString(x.shape)); expects [N, hidden] = \(shapeString(expected))")
+        }
+    }
+    let r = try stack.run(try x.unsqueezed(axis: 0), h0: try h?.unsqueezed(axis: 0), c0: try c?.unsqueezed(axis: 0),
+                          lengths: nil, training: false)
+    return (try r.h.squeezed(axis: 0), try r.c?.squeezed(axis: 0))
+}
+
+/// One step of an Elman RNN, h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh) (PyTorch's `nn.RNNCell`).
+public final class RNNCell: Module {
+    let stack: RecurrentStack
+    public var isTraining = true
+
+    /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
+    public init(input: Int, hidden: Int, bias: Bool = true, nonlinearity: RNNNonlinearity = .tanh) throws {
+        stack = try RecurrentStack(name: "RNNCell", cell: nonlinearity == .tanh ? NN_CELL_RNN_TANH : NN_CELL_RNN_RELU,
+                                   keyTag: "", input: input, hidden: hidden, layers: 1, bias: bias, batchFirst: false,
+                                   dropout: 0, bidirectional: false, merge: .concatenate)
+    }
+
+    /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
+    public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor {
+        try step(stack, x, h: state, c: nil, name: "RNNCell").h
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil) }
+
+    public var localParameters: [(name: String, parameter: Parameter)] { stack.weights[0][0].named(tag: "", suffix: "") }
+    public var typeName: String { "RNNCell" }
+}
+
+/// One LSTM step (PyTorch's `nn.LSTMCell`), in any `LSTMVariant`.
+public final class LSTMCell: Module {
+    let stack: RecurrentStack
+    public var isTraining = true
+    public let variant: LSTMVariant
+
+    /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
+    public init(input: Int, hidden: Int, bias: Bool = true, variant: LSTMVariant = .standard) throws {
+        self.variant = variant
+        stack = try RecurrentStack(name: "LSTMCell", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
+                                   layers: 1, bias: bias, batchFirst: false, dropout: 0, bidirectional: false, merge: .concatenate)
+    }
+
+    /// x [N, input], state (h, c) each [N, hidden] (zeros when nil) → the new (h, c).
+    public func callAsFunction(_ x: Tensor, state: LSTMState?) throws -> LSTMState {
+        let r = try step(stack, x, h: state?.h, c: state?.c, name: "LSTMCell")
+        return LSTMState(h: r.h, c: r.c!)
+    }
+
+    /// h' from a zero state.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil).h }
+
+    public var localParameters: [(name: String, parameter: Parameter)] { stack.weights[0][0].named(tag: variant.keyTag, suffix: "") }
+    public var typeName: String { "LSTMCell" }
+}
+
+/// One GRU step (PyTorch's `nn.GRUCell`), in any `GRUVariant`.
+public final class GRUCell: Module {
+    let stack: RecurrentStack
+    public var isTraining = true
+    public let variant: GRUVariant
+
+    /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
+    public init(input: Int, hidden: Int, bias: Bool = true, variant: GRUVariant = .resetAfter) throws {
+        self.variant = variant
+        stack = try RecurrentStack(name: "GRUCell", cell: variant.cell, keyTag: variant.keyTag, input: input, hidden: hidden,
+                                   layers: 1, bias: bias, batchFirst: false, dropout: 0, bidirectional: false, merge: .concatenate)
+    }
+
+    /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
+    public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor {
+        try step(stack, x, h: state, c: nil, name: "GRUCell").h
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil) }
+
+    public var localParameters: [(name: String, parameter: Parameter)] { stack.weights[0][0].named(tag: variant.keyTag, suffix: "") }
+    public var typeName: String { "GRUCell" }
+}
