@@ -141,5 +141,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "batchnorm.h"
 #include "dropout.h"
 #include "rnn.h"
+#include "embedding.h"
 
 #endif
