@@ -1,6 +1,7 @@
 # Neuron: the two commands are `make demo` and `make test`; both install what is missing first.
 SHELL := /bin/bash
-DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev
+# fortunes: real English text for the character-level language model demo (neuron charlm).
+DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev fortunes
 # -march=native: every build is made on the machine that runs it (CI builds from a fresh clone).
 ARCH_FLAGS := -march=native
 SWIFT_FLAGS := -c release -Xcc -fopenmp -Xcc $(ARCH_FLAGS)

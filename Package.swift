@@ -24,7 +24,8 @@ let package = Package(
         ),
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
-        .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron"),
+        // Resources: the CO2 series and the fortunes excerpt the tests and demos read (Resources/data/README.md).
+        .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron", resources: [.copy("Resources")]),
         .executableTarget(
             name: "neuron",
             dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
