@@ -1,6 +1,7 @@
 # Neuron: the two commands are `make demo` and `make test`; both install what is missing first.
 SHELL := /bin/bash
-DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev
+# fortunes: real English text for the character-level language model demo (neuron charlm).
+DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev fortunes
 # OpenMP and the C optimisation flags come from Package.swift; no -march anywhere: the kernels choose
 # baseline, AVX2 or AVX-512 code at load time (CKernels/README.md), so a binary runs on any x86-64.
 SWIFT_FLAGS := -c release

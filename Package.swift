@@ -31,7 +31,7 @@ let package = Package(
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron",
-                // The style-transfer demo's default images (licences in Resources/README.md).
+                // The style-transfer demo's images, the CO2 series and the fortunes excerpt (licences in Resources/).
                 resources: [.copy("Resources")]),
         .executableTarget(
             name: "neuron",

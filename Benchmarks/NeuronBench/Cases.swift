@@ -9,7 +9,7 @@ extension BenchmarkCase {
         [convForward("conv_fwd_small", n: 32, cin: 3, cout: 16, size: 32, kernel: 3, padding: 1),
          convForward("conv_fwd_mid", n: 32, cin: 64, cout: 64, size: 28, kernel: 3, padding: 1),
          convForward("conv_fwd_1x1", n: 32, cin: 128, cout: 64, size: 14, kernel: 1, padding: 0),
-         convForwardBackward, leNetTrainStep, sgemmPeak,
+         convForwardBackward, leNetTrainStep, charLMTrainStep, sgemmPeak,
          recurrent("lstm_fwd", gates: 4, backward: false), recurrent("lstm_fwdbwd", gates: 4, backward: true),
          recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true),
          gram("gram_256x4096", channels: 256, positions: 4096), gram("gram_64x50176", channels: 64, positions: 224 * 224),
@@ -82,6 +82,31 @@ extension BenchmarkCase {
             return {
                 optimizer.zeroGrad()
                 let loss = try crossEntropy(try model(x), labels: labels)
+                try loss.backward()
+                try optimizer.step()
+            }
+        }
+    }
+
+    /// Embedding(65, 64) -> 2-layer LSTM(256) -> Linear(256, 65) on tokens [T 100, N 32] (time-major):
+    /// forward, mean softmax cross-entropy over all 3200 positions, backward, Adam(lr 2e-3) step. FLOPs as
+    /// torch_anchor.py counts them: 3 x (both LSTM layers + the output layer) forward multiply-adds x 2.
+    static var charLMTrainStep: BenchmarkCase {
+        let (vocabulary, width, hidden, steps, batch) = (65, 64, 256, 100, 32)
+        let lstmFlops = { (input: Int) in 2.0 * Double(steps * batch * 4 * hidden * (input + hidden)) }
+        let forward = lstmFlops(width) + lstmFlops(hidden) + 2.0 * Double(steps * batch * hidden * vocabulary)
+        return BenchmarkCase(name: "charlm_train_step", flops: 3 * forward) {
+            var g = RandomGenerator(seed: 4)
+            let model = try Random.withGenerator(seed: 4) {
+                try LanguageModel(vocabularySize: vocabulary, embedding: width, rnn: try LSTM(input: width, hidden: hidden, layers: 2))
+            }
+            let optimizer = try Adam(model.namedParameters, lr: 2e-3)
+            let tokens = try IntTensor(shape: [steps, batch], scalars: (0..<steps * batch).map { _ in Int64(g.next() % UInt64(vocabulary)) })
+            let targets = (0..<steps * batch).map { _ in Int(g.next() % UInt64(vocabulary)) }
+            return {
+                optimizer.zeroGrad()
+                let logits = try model(tokens, state: nil).logits
+                let loss = try crossEntropy(try logits.reshaped([steps * batch, vocabulary]), labels: targets)
                 try loss.backward()
                 try optimizer.step()
             }

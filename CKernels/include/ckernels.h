@@ -174,5 +174,6 @@ void nn_rmsprop_step(float *p, float *sq, float *gavg, float *buf, const float *
 #include "gram.h"
 #include "boxes.h"
 #include "detection.h"
+#include "embedding.h"
 
 #endif

@@ -179,6 +179,59 @@ private func temporaryFile(_ text: String, name: String = "data.csv") throws -> 
         #expect(failure { try table.separatingTargets(columns: []) }?.kind == "invalidArgument")
     }
 
+    @Test func csvReadsTextColumnsAndMissingCells() throws {
+        let text = "date,\"name\",x,y\n2001-02-28,\"a, b\",1.5,\n2001-03-01,,,2\n2000-02-29,c,3,4\n"
+        let table = try CSVTable(parsing: text, hasHeader: true, textColumns: ["date", "name"], emptyCells: .nan)
+        #expect(table.columnNames == ["x", "y"])
+        #expect(table.texts == ["date": ["2001-02-28", "2001-03-01", "2000-02-29"], "name": ["a, b", "", "c"]])
+        #expect(table.values.shape == [3, 2])
+        let v = table.values.scalars
+        #expect(v[0] == 1.5 && v[1].isNaN && v[2].isNaN && v[3] == 2 && v[4] == 3 && v[5] == 4)
+        #expect(try table.column(named: "y").scalars[1...] == [2, 4])
+        // Day numbers: 2001-02-28 and 2001-03-01 are consecutive; 2000 is a leap year.
+        #expect(try table.days(inColumn: "date") == [11381, 11382, 11016])
+        #expect(isoDayNumber("1970-01-01") == 0 && isoDayNumber("1969-12-31") == -1 && isoDayNumber("1958-03-29") == -4296)
+        for bad in ["2001-02-29", "2001-13-01", "2001-00-10", "01-02-03", "2001-1-01", "2001/01/01", "abcd-ef-gh", ""] {
+            #expect(isoDayNumber(bad) == nil, "\(bad)")
+        }
+        #expect(failure { try table.days(inColumn: "name") }?.message.contains("line 2") == true)
+        #expect(failure { try table.days(inColumn: "x") }?.kind == "invalidArgument")
+        // Without .nan the empty cell is an error naming its place; text columns need a header that names them.
+        let empty = failure { try CSVTable(parsing: text, hasHeader: true, textColumns: ["date", "name"]) }
+        #expect(empty?.kind == "io")
+        #expect(empty?.message.contains("line 2, column 4 (\"y\"): empty cell") == true)
+        #expect(failure { try CSVTable(parsing: "a\n1\n", textColumns: ["a"]) }?.kind == "invalidArgument")
+        #expect(failure { try CSVTable(parsing: "a\n1\n", hasHeader: true, textColumns: ["b"]) }?.kind == "invalidArgument")
+        // A table of text only has no numeric columns.
+        let names = try CSVTable(parsing: "w\nx\ny\n", hasHeader: true, textColumns: ["w"])
+        #expect(names.values.shape == [2, 0] && names.columnNames == [] && names.texts["w"] == ["x", "y"])
+    }
+
+    @Test func co2SeriesReadsWithItsDatesAndGaps() throws {
+        let table = try Datasets.co2MaunaLoaWeekly()
+        #expect(table.rowCount == 2284)
+        let co2 = try table.column(named: "co2_ppm").scalars
+        #expect(co2.filter(\.isNaN).count == 59)
+        #expect(co2.prefix(4) == [316.1, 317.3, 317.6, 317.5])
+        // Every week is a row (the gaps are empty cells, not absent rows).
+        let days = try table.days(inColumn: "date")
+        #expect(zip(days, days.dropFirst()).allSatisfy { $1 - $0 == 7 })
+        #expect(table.texts["date"]?.last == "2001-12-29")
+    }
+
+    @Test func fortunesSplitAtPercentLines() throws {
+        #expect(Fortunes.entries(parsing: "one\n  two\n%\n%\nthree\r\n%\n\n%\nfour") == ["one\n  two", "three", "four"])
+        #expect(Fortunes.entries(parsing: "") == [])
+        let excerpt = try Fortunes.excerpt()
+        #expect(excerpt.count == 856)
+        #expect(excerpt.first?.hasPrefix("(1) Avoid fried meats") == true)
+        #expect(failure { try Fortunes.read(directory: URL(fileURLWithPath: "/nonexistent-\(UUID().uuidString)")) }?.kind == "io")
+        let emptyDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("neuron-fortunes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: emptyDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: emptyDirectory) }
+        #expect(failure { try Fortunes.read(directory: emptyDirectory) }?.kind == "emptyInput")
+    }
+
     @Test func csvNumbersMatchDoubleParsingRoundedToFloat() throws {
         // The parser's fast path for plain decimals must agree bit for bit with Double(String) -> Float.
         var generator = RandomGenerator(seed: 17)

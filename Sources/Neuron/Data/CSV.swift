@@ -1,8 +1,14 @@
 import Foundation
 
-/// A numeric CSV table: `values` [rows, columns], every cell a finite number, every row the same length
-/// (what `numpy.loadtxt(path, delimiter=",", skiprows=1)` or `pandas.read_csv(path).to_numpy()` gives
-/// for an all-numeric file).
+/// A CSV table: the numeric columns in `values` [rows, columns], every cell a finite number (or NaN for
+/// an empty cell when asked), every row the same length (what `numpy.loadtxt(path, delimiter=",",
+/// skiprows=1)` or `pandas.read_csv(path).to_numpy()` gives for an all-numeric file), and the columns
+/// named in `textColumns` as strings in `texts` (a date, a name, a label spelled out).
+///
+/// Missing values: by default an empty numeric cell is an error; with `emptyCells: .nan` it reads as
+/// NaN, as pandas reads it (fill or drop the NaNs before training: `Tensor` arithmetic propagates them).
+/// A text column's empty cell is the empty string. Dates stay text; `days(inColumn:)` turns an ISO
+/// `YYYY-MM-DD` column into day numbers.
 ///
 /// The first line is the header when `hasHeader` is set. Blank lines are skipped, `\r\n` line ends and
 /// a UTF-8 byte-order mark are accepted, and fields may be enclosed in double quotes (a quote inside
@@ -13,10 +19,21 @@ import Foundation
 /// Split off the targets with `separatingLabels(column:)` (class labels) or
 /// `separatingTargets(columns:)` (regression targets).
 public struct CSVTable {
-    /// The header's column names, when the table was read with `hasHeader`.
+    /// What an empty numeric cell means.
+    public enum EmptyCells: Sendable {
+        /// An empty cell is an error naming its line and column.
+        case reject
+        /// An empty cell is a missing value, read as NaN.
+        case nan
+    }
+
+    /// The header's names of the numeric columns (the columns of `values`), when the table was read
+    /// with `hasHeader`.
     public let columnNames: [String]?
-    /// The cells, [rows, columns].
+    /// The numeric cells, [rows, columns].
     public let values: Tensor
+    /// The text columns by name, one string per row.
+    public let texts: [String: [String]]
     /// The source line (from 1) of each row, for messages about a row's cells.
     let lineNumbers: [Int]
     /// The file path or "CSV text", for messages.
@@ -26,37 +43,51 @@ public struct CSVTable {
     /// - Parameters:
     ///   - hasHeader: whether the first line names the columns.
     ///   - delimiter: the one-byte ASCII character between fields, e.g. `","`, `";"` or `"\t"`.
-    /// - Throws: `NeuronError.io` when the file cannot be read, a cell is empty or not a finite number
-    ///   (naming the line and column), a quote is not closed, or a row has a different number of
-    ///   columns than the first; `.emptyInput` when there are no data rows; `.invalidArgument` for an
-    ///   unusable delimiter.
-    public init(contentsOf url: URL, hasHeader: Bool = false, delimiter: Character = ",") throws {
+    ///   - textColumns: header names of the columns kept as text (needs `hasHeader`).
+    ///   - emptyCells: whether an empty numeric cell is an error or NaN.
+    /// - Throws: `NeuronError.io` when the file cannot be read, a numeric cell is not a finite number or
+    ///   is empty (unless `emptyCells` is `.nan`), naming the line and column, a quote is not closed, or a
+    ///   row has a different number of columns than the first; `.emptyInput` when there are no data rows;
+    ///   `.invalidArgument` for an unusable delimiter, or text columns without a header or missing from it.
+    public init(contentsOf url: URL, hasHeader: Bool = false, delimiter: Character = ",",
+                textColumns: [String] = [], emptyCells: EmptyCells = .reject) throws {
         let data: Data
         do {
             data = try Data(contentsOf: url)
         } catch {
             throw NeuronError.io("cannot read CSV file \(url.path): \(error.localizedDescription)")
         }
-        try self.init(bytes: [UInt8](data), hasHeader: hasHeader, delimiter: delimiter, source: url.path)
+        try self.init(bytes: [UInt8](data), hasHeader: hasHeader, delimiter: delimiter, textColumns: textColumns,
+                      emptyCells: emptyCells, source: url.path)
     }
 
-    /// Parses CSV text in memory; see `init(contentsOf:hasHeader:delimiter:)`.
-    public init(parsing text: String, hasHeader: Bool = false, delimiter: Character = ",") throws {
-        try self.init(bytes: Array(text.utf8), hasHeader: hasHeader, delimiter: delimiter, source: "CSV text")
+    /// Parses CSV text in memory; see `init(contentsOf:hasHeader:delimiter:textColumns:emptyCells:)`.
+    public init(parsing text: String, hasHeader: Bool = false, delimiter: Character = ",",
+                textColumns: [String] = [], emptyCells: EmptyCells = .reject) throws {
+        try self.init(bytes: Array(text.utf8), hasHeader: hasHeader, delimiter: delimiter, textColumns: textColumns,
+                      emptyCells: emptyCells, source: "CSV text")
     }
 
-    init(bytes: [UInt8], hasHeader: Bool, delimiter: Character, source: String) throws {
+    init(bytes: [UInt8], hasHeader: Bool, delimiter: Character, textColumns: [String] = [],
+         emptyCells: EmptyCells = .reject, source: String) throws {
         guard let d = delimiter.asciiValue, d != UInt8(ascii: "\""), d != UInt8(ascii: "\n"), d != UInt8(ascii: "\r") else {
             throw NeuronError.invalidArgument("CSV delimiter must be one ASCII character other than a quote or a line break, got \(delimiter.debugDescription)")
         }
-        let (names, cells, lines, columns) = try bytes.withUnsafeBufferPointer { buffer in
-            var parser = CSVLineParser(bytes: buffer, delimiter: d, source: source)
-            return try parser.table(hasHeader: hasHeader)
+        guard textColumns.isEmpty || hasHeader else {
+            throw NeuronError.invalidArgument("\(source): text columns \(textColumns) are named by the header, but the table is read without one")
         }
-        guard !lines.isEmpty else { throw NeuronError.emptyInput("\(source) has no data rows") }
-        columnNames = names
-        values = try Tensor(shape: [lines.count, columns], scalars: cells)
-        lineNumbers = lines
+        let table = try bytes.withUnsafeBufferPointer { buffer in
+            var parser = CSVLineParser(bytes: buffer, delimiter: d, source: source)
+            return try parser.table(hasHeader: hasHeader, textColumns: Set(textColumns), emptyAsNaN: emptyCells == .nan)
+        }
+        if let names = table.allNames, let absent = textColumns.first(where: { !names.contains($0) }) {
+            throw NeuronError.invalidArgument("\(source) has no column \(absent.debugDescription) to read as text; its columns are \(names)")
+        }
+        guard !table.lines.isEmpty else { throw NeuronError.emptyInput("\(source) has no data rows") }
+        columnNames = table.names
+        values = try Tensor(shape: [table.lines.count, table.columns], scalars: table.cells)
+        texts = table.texts
+        lineNumbers = table.lines
         self.source = source
     }
 
@@ -73,6 +104,28 @@ public struct CSVTable {
             throw NeuronError.invalidArgument("\(source) has no column \(name.debugDescription); its columns are \(columnNames)")
         }
         return i
+    }
+
+    /// The numeric column called `name`, [rows].
+    /// - Throws: as `columnIndex(named:)`.
+    public func column(named name: String) throws -> Tensor {
+        try selecting([try columnIndex(named: name)]).reshaped([rowCount])
+    }
+
+    /// The ISO dates (`YYYY-MM-DD`) of text column `name` as day numbers (days since 1970-01-01, the
+    /// proleptic Gregorian calendar), for spacing and ordering checks on a time series.
+    /// - Throws: `NeuronError.invalidArgument` when `name` is not a text column; `.io` naming the line
+    ///   for a cell that is not such a date.
+    public func days(inColumn name: String) throws -> [Int] {
+        guard let cells = texts[name] else {
+            throw NeuronError.invalidArgument("\(source): \(name.debugDescription) is not a text column (text columns: \(texts.keys.sorted()))")
+        }
+        return try cells.enumerated().map { row, cell in
+            guard let day = isoDayNumber(cell) else {
+                throw NeuronError.io("\(source), line \(lineNumbers[row]) (\(name.debugDescription)): \(cell.debugDescription) is not a date YYYY-MM-DD")
+            }
+            return day
+        }
     }
 
     /// The table split into features (the other columns, in order) [rows, columns - k] and the target
@@ -149,18 +202,38 @@ struct CSVLineParser {
         position = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
     }
 
-    /// Parses every remaining line: the header's names (when `hasHeader`), the cells row by row, the
-    /// line number of each data row and the column count (0 when there are no lines).
-    mutating func table(hasHeader: Bool) throws -> (names: [String]?, cells: [Float], lines: [Int], columns: Int) {
+    /// What `table` parsed: the numeric columns' names (when there is a header) and every column's, the
+    /// numeric cells row by row, the text columns, the line number of each data row and the numeric
+    /// column count (0 when there are no lines).
+    struct Table {
         var names: [String]?
+        var allNames: [String]?
+        var cells: [Float] = []
+        var texts: [String: [String]] = [:]
+        var lines: [Int] = []
+        var columns = 0
+    }
+
+    /// Parses every remaining line: the header (when `hasHeader`), then the data rows. Columns whose
+    /// header name is in `textColumns` are kept as strings; an empty numeric cell is NaN when
+    /// `emptyAsNaN`, else an error.
+    mutating func table(hasHeader: Bool, textColumns: Set<String> = [], emptyAsNaN: Bool = false) throws -> Table {
+        var result = Table()
+        var names: [String]?
+        var isText: [Bool] = []
+        var textNames: [String] = []
         var cells = [Float]()
         var lines = [Int]()
         // The column count and the line that set it (0 for the header), for messages about ragged rows.
         var width: (columns: Int, line: Int)?
         var fields = [Field]()
+        var textCells: [[String]] = []
         while let lineNumber = try nextLine(into: &fields) {
             if hasHeader && names == nil {
                 names = fields.map(text(of:))
+                isText = names!.map(textColumns.contains)
+                textNames = names!.filter(textColumns.contains)
+                textCells = Array(repeating: [], count: textNames.count)
                 width = (fields.count, 0)
                 continue
             }
@@ -174,12 +247,19 @@ struct CSVLineParser {
                 // most of the regrowth on large files).
                 cells.reserveCapacity(fields.count * (bytes.count / Swift.max(position, 1) + 1))
             }
+            var textIndex = 0
             for (c, field) in fields.enumerated() {
+                if c < isText.count && isText[c] {
+                    textCells[textIndex].append(text(of: field))
+                    textIndex += 1
+                    continue
+                }
                 func location() -> String {
                     "\(source), line \(lineNumber), column \(c + 1)" + (names.map { " (\($0[c].debugDescription))" } ?? "")
                 }
                 guard !field.content.isEmpty else {
-                    throw NeuronError.io("\(location()): empty cell (missing values are not supported)")
+                    if emptyAsNaN { cells.append(.nan); continue }
+                    throw NeuronError.io("\(location()): empty cell (read with emptyCells: .nan to take it as a missing value)")
                 }
                 guard let value = number(in: field), value.isFinite else {
                     throw NeuronError.io("\(location()): \(text(of: field).debugDescription) is not a finite number")
@@ -188,7 +268,13 @@ struct CSVLineParser {
             }
             lines.append(lineNumber)
         }
-        return (names, cells, lines, width?.columns ?? 0)
+        result.allNames = names
+        result.names = names.map { all in all.indices.filter { !isText[$0] }.map { all[$0] } }
+        result.cells = cells
+        result.texts = Dictionary(uniqueKeysWithValues: zip(textNames, textCells))
+        result.lines = lines
+        result.columns = (width?.columns ?? 0) - textNames.count
+        return result
     }
 
     /// Spaces and tabs, unless that is the delimiter.
@@ -321,4 +407,23 @@ struct CSVLineParser {
         let raw = String(decoding: UnsafeBufferPointer(rebasing: bytes[field.content]), as: UTF8.self)
         return field.isQuoted ? raw.replacingOccurrences(of: "\"\"", with: "\"") : raw
     }
+}
+
+/// Days since 1970-01-01 of an ISO date `YYYY-MM-DD` (proleptic Gregorian), or nil when the text is not
+/// one (wrong shape, month outside 1...12, day outside the month). Howard Hinnant's days_from_civil.
+func isoDayNumber(_ text: String) -> Int? {
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+    guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+          parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+          let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
+          (1...12).contains(month), day >= 1 else { return nil }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    guard day <= monthDays[month - 1] else { return nil }
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yearOfEra = y - era * 400
+    let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    return era * 146_097 + dayOfEra - 719_468
 }
