@@ -36,7 +36,7 @@ demo: build
 	.build/release/neuron demo
 
 # Tests run on optimised code (release with testability) so the training tests stay fast.
-test: deps ctest isa-check swift-test consumer
+test: deps ctest isa-check swift-test consumer fuzz-slice
 
 swift-test: deps
 	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing

@@ -43,7 +43,7 @@ public final class LanguageModel<Recurrent: RecurrentModule & RecurrentLayer>: M
         self.vocabularySize = vocabularySize
         self.embedding = try embedding.map { try Embedding(count: vocabularySize, dimension: $0) }
         self.rnn = rnn
-        output = Linear(in: rnn.hiddenSize, out: vocabularySize)
+        output = try Linear(in: rnn.hiddenSize, out: vocabularySize)
     }
 
     public var children: [(name: String, module: any Module)] {
