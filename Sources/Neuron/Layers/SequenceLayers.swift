@@ -1,0 +1,73 @@
+// Small layers that let recurrent stacks sit in a `Sequential`: the last step of a sequence
+// (Keras's `return_sequences=False`) and a layer applied to every step (Keras's `TimeDistributed`).
+
+extension Tensor {
+    /// The slice at `index` along `axis`, with that axis removed (PyTorch's `x.select(axis, index)`,
+    /// `x[:, index]`); a copy. A negative index counts from the end.
+    /// - Throws: `NeuronError.invalidArgument` for an axis or index out of range.
+    public func selecting(_ index: Int, alongAxis axis: Int) throws -> Tensor {
+        let a = try normalizedAxis(axis, op: "select")
+        let n = shape[a]
+        let i = index < 0 ? index + n : index
+        guard i >= 0 && i < n else {
+            throw NeuronError.invalidArgument("select: index \(index) is out of range for axis \(a) of \(shapeString(shape))")
+        }
+        let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
+        var outShape = shape
+        outShape.remove(at: a)
+        let out = Tensor(uninitializedShape: outShape)
+        for o in 0..<outer { (out.pointer + o * inner).update(from: pointer + (o * n + i) * inner, count: inner) }
+        let fullShape = shape
+        return out.recorded("select", inputs: [self]) { g in
+            let dx = Tensor.zeros(fullShape)
+            for o in 0..<outer { (dx.pointer + (o * n + i) * inner).update(from: g.pointer + o * inner, count: inner) }
+            return [dx]
+        }
+    }
+}
+
+/// The last step of a sequence: [N, T, F] → [N, F] (batch-first, the default) or [T, N, F] → [N, F]
+/// (time-major). After a unidirectional recurrent layer this is its final hidden state, what Keras's
+/// `LSTM(..., return_sequences=False)` returns. No parameters.
+public final class LastStep: Module {
+    public let batchFirst: Bool
+    public var isTraining = true
+
+    public init(batchFirst: Bool = true) { self.batchFirst = batchFirst }
+
+    /// - Throws: `NeuronError.shapeMismatch` for input that is not rank 3 or has no steps.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.rank == 3, x.shape[batchFirst ? 1 : 0] > 0 else {
+            throw NeuronError.shapeMismatch("LastStep expects a sequence \(batchFirst ? "[N, T, F]" : "[T, N, F]") with T >= 1, got \(shapeString(x.shape))")
+        }
+        return try x.selecting(-1, alongAxis: batchFirst ? 1 : 0)
+    }
+}
+
+/// Applies `layer` (one that maps [M, F] → [M, G], e.g. `Linear`) to every step of a sequence:
+/// [A, B, F] → [A, B, G], by folding the two leading axes into one (Keras's `TimeDistributed`; in PyTorch
+/// `nn.Linear` does this by itself). The wrapped layer's parameters keep their own names (`weight`, `bias`),
+/// so a `Sequential` saves it like the bare layer.
+public final class TimeDistributed: Module {
+    public let layer: any Module
+
+    public init(_ layer: any Module) { self.layer = layer }
+
+    /// - Throws: `NeuronError.shapeMismatch` for input below rank 3; what the layer throws.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.rank >= 3 else {
+            throw NeuronError.shapeMismatch("TimeDistributed expects a sequence [A, B, ...], got \(shapeString(x.shape))")
+        }
+        let leading = Array(x.shape.prefix(2))
+        let y = try layer(try x.reshaped([leading[0] * leading[1]] + x.shape.dropFirst(2)))
+        return try y.reshaped(leading + y.shape.dropFirst())
+    }
+
+    public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
+    public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
+    public var isTraining: Bool {
+        get { layer.isTraining }
+        set { layer.train(newValue) }
+    }
+    public var typeName: String { "TimeDistributed(\(layer.typeName))" }
+}
