@@ -52,10 +52,11 @@ struct ConvSetup {
         if r.chance(0.05) { n = 0 }
         let xEmpty = n == 0 || cin == 0
         let h = r.spatial(0...10, emptyTensor: xEmpty), wd = r.spatial(0...10, emptyTensor: xEmpty)
-        let wEmpty = cout == 0 || cpg == 0
+        let wIn = r.chance(0.95) ? cpg : r.int(0...4)
+        let wEmpty = cout == 0 || wIn == 0
         let kh = wEmpty && r.chance(0.2) ? r.pick([0, 1 << 31, Int(Int32.max)]) : r.int(1...4)
         let kw = wEmpty && r.chance(0.2) ? r.pick([0, 1 << 31, Int(Int32.max)]) : r.int(1...4)
-        var wShape = [cout, r.chance(0.95) ? cpg : r.int(0...4), kh, kw]
+        var wShape = [cout, wIn, kh, kw]
         if r.chance(0.03) { wShape = r.shape(rank: r.rank(0...5), limit: 64) }
         var xShape = [n, cin, h, wd]
         if r.chance(0.03) { xShape = r.shape(rank: r.rank(0...5), limit: 256) }
@@ -220,7 +221,10 @@ func poolOutputSize(_ n: Int, k: Int, s: Int, pad: Int, ceil: Bool) -> Int? {
     let (b, o3) = a.subtractingReportingOverflow(k)
     let (c, o4) = b.addingReportingOverflow(ceil ? s - 1 : 0)
     guard !o1, !o2, !o3, !o4 else { return nil }
-    var out = (c >= 0 ? c / s : -((-c + s - 1) / s)) + 1
+    // floor(c / s) + 1 (Swift's division truncates toward zero), without overflow at the extremes.
+    let (outFloor, o7) = (c >= 0 ? c / s : (c + 1) / s - 1).addingReportingOverflow(1)
+    guard !o7 else { return nil }
+    var out = outFloor
     if ceil {
         let (last, o5) = (out - 1).multipliedReportingOverflow(by: s)
         let (edge, o6) = n.addingReportingOverflow(pad)
@@ -341,7 +345,8 @@ func avgPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
                                ceilMode: setup.ceilMode, countIncludePad: includePad)
         guard let out = out ?? setup.lenientOutputShape else { return ctx.fail("returned \(str(y.shape)) where PyTorch raises") }
         guard y.shape == out else { return ctx.fail("shape \(str(y.shape)), expected \(str(out))") }
-        guard product(out) <= referenceOutputLimit else { return }
+        // The window table below has one row per output position of a plane, even with no planes.
+        guard product(out) <= referenceOutputLimit, (checkedProduct([out[2], out[3]]) ?? Int.max) <= referenceOutputLimit else { return }
         let s = setup.stride ?? setup.kernel
         let (h, w, ph, pw) = (setup.x[2], setup.x[3], setup.padding.height, setup.padding.width)
         let d = values.map(Double.init)

@@ -266,8 +266,9 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
             case "normal": if s.contains(where: { !$0.isFinite }) { ctx.fail("normal gave a non-finite value") }
             case "glorotUniform":
                 // PyTorch's xavier_uniform_: U(±sqrt(6 / (fan_in + fan_out))), no error for sizes it can compute.
-                guard fanIn + fanOut > 0 else { return }
-                checkBound(ctx, "glorotUniform", t, (6 / Double(fanIn + fanOut)).squareRoot())
+                let fans = Double(fanIn) + Double(fanOut)
+                guard fans > 0 else { return }
+                checkBound(ctx, "glorotUniform", t, (6 / fans).squareRoot())
             case "heNormal": if fanIn > 0, s.contains(where: { !$0.isFinite }) { ctx.fail("heNormal gave a non-finite value") }
             default:
                 guard fanIn > 0 else { return }
