@@ -124,3 +124,16 @@ extension FuzzFindingsTests {
         }
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 8 cases 80911, 99597: batch norm took eps = 0 in training, where a constant channel divides by
+    /// zero; PyTorch refuses eps <= 0 in training and eps < 0 in evaluation.
+    @Test func batchNormChecksEps() throws {
+        let x = Tensor([[2], [2]])
+        var none: (mean: Tensor, variance: Tensor)? = nil
+        #expect(throws: NeuronError.self) { try Tensor.batchNorm(x, weight: nil, bias: nil, running: &none, training: true, eps: 0) }
+        var running: (mean: Tensor, variance: Tensor)? = (Tensor([0]), Tensor([1]))
+        #expect(throws: NeuronError.self) { try Tensor.batchNorm(x, weight: nil, bias: nil, running: &running, training: false, eps: -1) }
+        #expect(try Tensor.batchNorm(x, weight: nil, bias: nil, running: &running, training: false, eps: 0).scalars == [2, 2])
+    }
+}
