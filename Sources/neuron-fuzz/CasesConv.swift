@@ -213,23 +213,22 @@ func conv2dCase(_ r: inout FuzzRandom) -> FuzzCase {
 
 // MARK: - Pooling
 
-/// PyTorch's pooling_output_shape: floor (or ceil, dropping a last window that starts in the right
-/// padding) of (n + 2 pad - (k - 1) - 1) / s + 1; nil on overflow.
+/// PyTorch's pooling_output_shape in exact arithmetic: floor (or ceil, dropping a last window that
+/// starts in the right padding) of (n + 2 pad - k) / s, plus 1; nil on Int overflow. (PyTorch adds
+/// s - 1 before dividing, which wraps for a stride near Int.max; one window is the exact answer there.)
 func poolOutputSize(_ n: Int, k: Int, s: Int, pad: Int, ceil: Bool) -> Int? {
     let (p2, o1) = pad.multipliedReportingOverflow(by: 2)
     let (a, o2) = n.addingReportingOverflow(p2)
-    let (b, o3) = a.subtractingReportingOverflow(k)
-    let (c, o4) = b.addingReportingOverflow(ceil ? s - 1 : 0)
-    guard !o1, !o2, !o3, !o4 else { return nil }
-    // floor(c / s) + 1 (Swift's division truncates toward zero), without overflow at the extremes.
-    let (outFloor, o7) = (c >= 0 ? c / s : (c + 1) / s - 1).addingReportingOverflow(1)
-    guard !o7 else { return nil }
-    var out = outFloor
+    let (span, o3) = a.subtractingReportingOverflow(k)
+    guard !o1, !o2, !o3, s >= 1 else { return nil }
+    let q = span / s, r = span % s
+    let rounded = ceil ? (r != 0 && span > 0 ? q + 1 : q) : (r != 0 && span < 0 ? q - 1 : q)
+    var out = rounded + 1
     if ceil {
         let (last, o5) = (out - 1).multipliedReportingOverflow(by: s)
         let (edge, o6) = n.addingReportingOverflow(pad)
-        guard !o5, !o6 else { return nil }
-        if last >= edge { out -= 1 }
+        guard !o6 else { return nil }
+        if o5 || last >= edge { out -= 1 }
     }
     return out
 }
@@ -282,7 +281,7 @@ func maxPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
     return FuzzCase(op: layer ? "MaxPool2D" : "maxPool2d", params: setup.description + " \(regime) grad \(grad)") { ctx in
         let x = try ctx.tensor(setup.x, values, grad: grad)
         let out = setup.outputShape
-        ctx.referenceValid = out != nil
+        ctx.referenceValid = out != nil && setup.x[1] > 0  // PyTorch also refuses C = 0
         let y: Tensor, indices: IntTensor?
         if layer {
             y = try MaxPool2D(kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode)(x)
@@ -338,7 +337,7 @@ func avgPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
     return FuzzCase(op: layer ? "AvgPool2D" : "avgPool2d", params: setup.description + " countIncludePad \(includePad) \(regime) grad \(grad)") { ctx in
         let x = try ctx.tensor(setup.x, values, grad: grad)
         let out = setup.outputShape
-        ctx.referenceValid = out != nil
+        ctx.referenceValid = out != nil && setup.x[1] > 0  // PyTorch also refuses C = 0
         let y = try layer
             ? AvgPool2D(kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode, countIncludePad: includePad)(x)
             : Tensor.avgPool2d(x, kernel: setup.kernel, stride: setup.stride, padding: setup.padding,

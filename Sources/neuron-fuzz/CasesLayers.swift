@@ -212,13 +212,13 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
         let negative = shape.contains { $0 < 0 }
         switch kind {
         case "Tensor(shape:scalars:)":
-            ctx.referenceValid = count != nil && count == values.count
+            ctx.referenceValid = count != nil && count == values.count && sizesFit(shape)
             let t = try Tensor(shape: shape, scalars: values)
             guard count != nil && count == values.count else { return ctx.fail("built \(str(t.shape)) from \(values.count) values") }
             if t.shape != shape || t.scalars.map(\.bitPattern) != values.map(\.bitPattern) { ctx.fail("shape or values changed") }
         case "IntTensor":
             let ints = values.map { Int64($0.isFinite ? Swift.max(-1e6, Swift.min(1e6, $0)) : 0) }
-            ctx.referenceValid = count != nil && count == ints.count
+            ctx.referenceValid = count != nil && count == ints.count && sizesFit(shape)
             let t = try IntTensor(shape: shape, scalars: ints)
             guard count != nil && count == ints.count else { return ctx.fail("built \(str(t.shape)) from \(ints.count) integers") }
             if t.shape != shape || t.scalars != ints { ctx.fail("shape or values changed") }

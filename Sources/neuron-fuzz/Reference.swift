@@ -132,6 +132,10 @@ func checkedProduct(_ shape: [Int]) -> Int? {
     return p
 }
 
+/// PyTorch's rule for sizes: they must multiply within Int with zeros counted as 1 (its strides and
+/// storage size are computed so), even when a zero makes the tensor empty.
+func sizesFit(_ shape: [Int]) -> Bool { shape.allSatisfy { $0 >= 0 } && checkedProduct(shape.map { Swift.max($0, 1) }) != nil }
+
 /// The magnitude of a term if finite, else 0 (non-finite terms decide the result through IEEE rules).
 @inline(__always) func mag(_ x: Double) -> Double { x.isFinite ? Swift.abs(x) : 0 }
 
