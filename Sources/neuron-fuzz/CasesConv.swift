@@ -52,10 +52,11 @@ struct ConvSetup {
         if r.chance(0.05) { n = 0 }
         let xEmpty = n == 0 || cin == 0
         let h = r.spatial(0...10, emptyTensor: xEmpty), wd = r.spatial(0...10, emptyTensor: xEmpty)
-        let wEmpty = cout == 0 || cpg == 0
+        let wIn = r.chance(0.95) ? cpg : r.int(0...4)
+        let wEmpty = cout == 0 || wIn == 0
         let kh = wEmpty && r.chance(0.2) ? r.pick([0, 1 << 31, Int(Int32.max)]) : r.int(1...4)
         let kw = wEmpty && r.chance(0.2) ? r.pick([0, 1 << 31, Int(Int32.max)]) : r.int(1...4)
-        var wShape = [cout, r.chance(0.95) ? cpg : r.int(0...4), kh, kw]
+        var wShape = [cout, wIn, kh, kw]
         if r.chance(0.03) { wShape = r.shape(rank: r.rank(0...5), limit: 64) }
         var xShape = [n, cin, h, wd]
         if r.chance(0.03) { xShape = r.shape(rank: r.rank(0...5), limit: 256) }
@@ -212,20 +213,22 @@ func conv2dCase(_ r: inout FuzzRandom) -> FuzzCase {
 
 // MARK: - Pooling
 
-/// PyTorch's pooling_output_shape: floor (or ceil, dropping a last window that starts in the right
-/// padding) of (n + 2 pad - (k - 1) - 1) / s + 1; nil on overflow.
+/// PyTorch's pooling_output_shape in exact arithmetic: floor (or ceil, dropping a last window that
+/// starts in the right padding) of (n + 2 pad - k) / s, plus 1; nil on Int overflow. (PyTorch adds
+/// s - 1 before dividing, which wraps for a stride near Int.max; one window is the exact answer there.)
 func poolOutputSize(_ n: Int, k: Int, s: Int, pad: Int, ceil: Bool) -> Int? {
     let (p2, o1) = pad.multipliedReportingOverflow(by: 2)
     let (a, o2) = n.addingReportingOverflow(p2)
-    let (b, o3) = a.subtractingReportingOverflow(k)
-    let (c, o4) = b.addingReportingOverflow(ceil ? s - 1 : 0)
-    guard !o1, !o2, !o3, !o4 else { return nil }
-    var out = (c >= 0 ? c / s : -((-c + s - 1) / s)) + 1
+    let (span, o3) = a.subtractingReportingOverflow(k)
+    guard !o1, !o2, !o3, s >= 1 else { return nil }
+    let q = span / s, r = span % s
+    let rounded = ceil ? (r != 0 && span > 0 ? q + 1 : q) : (r != 0 && span < 0 ? q - 1 : q)
+    var out = rounded + 1
     if ceil {
         let (last, o5) = (out - 1).multipliedReportingOverflow(by: s)
         let (edge, o6) = n.addingReportingOverflow(pad)
-        guard !o5, !o6 else { return nil }
-        if last >= edge { out -= 1 }
+        guard !o6 else { return nil }
+        if o5 || last >= edge { out -= 1 }
     }
     return out
 }
@@ -278,7 +281,7 @@ func maxPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
     return FuzzCase(op: layer ? "MaxPool2D" : "maxPool2d", params: setup.description + " \(regime) grad \(grad)") { ctx in
         let x = try ctx.tensor(setup.x, values, grad: grad)
         let out = setup.outputShape
-        ctx.referenceValid = out != nil
+        ctx.referenceValid = out != nil && setup.x[1] > 0  // PyTorch also refuses C = 0
         let y: Tensor, indices: IntTensor?
         if layer {
             y = try MaxPool2D(kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode)(x)
@@ -334,14 +337,15 @@ func avgPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
     return FuzzCase(op: layer ? "AvgPool2D" : "avgPool2d", params: setup.description + " countIncludePad \(includePad) \(regime) grad \(grad)") { ctx in
         let x = try ctx.tensor(setup.x, values, grad: grad)
         let out = setup.outputShape
-        ctx.referenceValid = out != nil
+        ctx.referenceValid = out != nil && setup.x[1] > 0  // PyTorch also refuses C = 0
         let y = try layer
             ? AvgPool2D(kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode, countIncludePad: includePad)(x)
             : Tensor.avgPool2d(x, kernel: setup.kernel, stride: setup.stride, padding: setup.padding,
                                ceilMode: setup.ceilMode, countIncludePad: includePad)
         guard let out = out ?? setup.lenientOutputShape else { return ctx.fail("returned \(str(y.shape)) where PyTorch raises") }
         guard y.shape == out else { return ctx.fail("shape \(str(y.shape)), expected \(str(out))") }
-        guard product(out) <= referenceOutputLimit else { return }
+        // The window table below has one row per output position of a plane, even with no planes.
+        guard product(out) <= referenceOutputLimit, (checkedProduct([out[2], out[3]]) ?? Int.max) <= referenceOutputLimit else { return }
         let s = setup.stride ?? setup.kernel
         let (h, w, ph, pw) = (setup.x[2], setup.x[3], setup.padding.height, setup.padding.width)
         let d = values.map(Double.init)

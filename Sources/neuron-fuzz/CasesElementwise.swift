@@ -62,7 +62,11 @@ func binaryCase(_ r: inout FuzzRandom) -> FuzzCase {
                 }
             }
             let red = reduceBroadcast(terms, terms.map(mag), from: out, to: sa)
-            ctx.check(compareGrad("grad a", a.grad, Ref(shape: sa, v: red.v, s: red.s, terms: red.terms)))
+            var ref = Ref(shape: sa, v: red.v, s: red.s, terms: red.terms)
+            let c = (0..<n).map { i in op == "*" ? Chain(g[i], z[ib[i]]) : op == "/" ? Chain(g[i], 1 / z[ib[i]]) : Chain(g[i]) }
+            ref.intermediate = reduceBroadcast(c.map(\.intermediate), c.map(\.intermediate), from: out, to: sa).s
+            ref.bound = reduceBroadcast(c.map(\.bound), c.map(\.bound), from: out, to: sa).s
+            ctx.check(compareGrad("grad a", a.grad, ref))
         }
         if gb {
             // PyTorch: sub -g; mul g*a; div -g * ((a / b) / b).
@@ -75,11 +79,15 @@ func binaryCase(_ r: inout FuzzRandom) -> FuzzCase {
                 default: terms[i] = -g[i] * ((x[ia[i]] / z[ib[i]]) / z[ib[i]])
                 }
             }
-            // For division the intermediate a / b counts in the scale: it may overflow (in PyTorch too)
-            // where -g (a / b) / b does not.
-            let scales = (0..<n).map { i in op == "/" ? mag(terms[i]) + mag(x[ia[i]] / z[ib[i]]) : mag(terms[i]) }
-            let red = reduceBroadcast(terms, scales, from: out, to: sb)
-            ctx.check(compareGrad("grad b", b.grad, Ref(shape: sb, v: red.v, s: red.s, terms: red.terms, ulps: 6)))
+            let red = reduceBroadcast(terms, terms.map(mag), from: out, to: sb)
+            var ref = Ref(shape: sb, v: red.v, s: red.s, terms: red.terms, ulps: 6)
+            // For division a / b may overflow or underflow (in PyTorch too) where -g (a / b) / b does not.
+            let c = (0..<n).map { i in
+                op == "*" ? Chain(g[i], x[ia[i]]) : op == "/" ? Chain(g[i], x[ia[i]], 1 / z[ib[i]], 1 / z[ib[i]]) : Chain(g[i])
+            }
+            ref.intermediate = reduceBroadcast(c.map(\.intermediate), c.map(\.intermediate), from: out, to: sb).s
+            ref.bound = reduceBroadcast(c.map(\.bound), c.map(\.bound), from: out, to: sb).s
+            ctx.check(compareGrad("grad b", b.grad, ref))
         }
     }
 }
@@ -198,6 +206,7 @@ func unaryCase(_ r: inout FuzzRandom) -> FuzzCase {
         let g = try ctx.backward(y)
         var dv = [Double](repeating: 0, count: x.count), sc = [Double](repeating: 0, count: x.count)
         var atBound: [(Int, Double)] = []
+        var chains = [Chain](repeating: Chain(), count: x.count)
         for i in 0..<x.count {
             // PyTorch's derivatives read the float32 result of the forward (so exp(100) is Inf there).
             let (xi, gi, yi) = (x[i], g[i], Double(Float(v[i])))
@@ -223,17 +232,27 @@ func unaryCase(_ r: inout FuzzRandom) -> FuzzCase {
             default: dv[i] = gi * (1 - yi * yi)
             }
             // sigmoid and tanh differentiate through their rounded output: 1 - y loses y's last bits.
-            // Intermediates count in the scale: 2x or x^(p-1) may overflow float32 (in PyTorch too)
-            // where the exact gradient does not.
             switch op {
             case "sigmoid": sc[i] = mag(gi * yi) * (1 + mag(yi))
             case "tanh": sc[i] = mag(gi) * (1 + mag(yi * yi))
-            case "squared": sc[i] = mag(dv[i]) + mag(2 * xi)
-            case "pow": sc[i] = mag(dv[i]) + mag(dp * Foundation.pow(xi, dp - 1))
             default: sc[i] = mag(dv[i])
+            }
+            // The factors multiplied one at a time: 2x or x^(p-1) may overflow float32 (in PyTorch too)
+            // where the exact gradient does not, and partial products may underflow.
+            switch op {
+            case "exp": chains[i] = Chain(gi, yi)
+            case "log": chains[i] = Chain(gi, 1 / xi)
+            case "sqrt": chains[i] = Chain(gi, 1 / (2 * yi))
+            case "squared": chains[i] = Chain(gi, 2, xi)
+            case "pow": chains[i] = Chain(gi, dp, Foundation.pow(xi, dp - 1))
+            case "sigmoid": chains[i] = Chain(gi, yi, 1 - yi)
+            case "tanh": chains[i] = Chain(gi, 1 - yi * yi)
+            case "leakyRelu": chains[i] = Chain(gi, ds)
+            default: chains[i] = Chain(gi)
             }
         }
         var ref = Ref(shape: shape, v: dv, s: sc, terms: 4, ulps: 8)
+        ref.chains(chains)
         if !atBound.isEmpty {
             ref.alternative = dv
             for (i, gi) in atBound { ref.alternative![i] = gi }

@@ -212,13 +212,13 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
         let negative = shape.contains { $0 < 0 }
         switch kind {
         case "Tensor(shape:scalars:)":
-            ctx.referenceValid = count != nil && count == values.count
+            ctx.referenceValid = count != nil && count == values.count && sizesFit(shape)
             let t = try Tensor(shape: shape, scalars: values)
             guard count != nil && count == values.count else { return ctx.fail("built \(str(t.shape)) from \(values.count) values") }
             if t.shape != shape || t.scalars.map(\.bitPattern) != values.map(\.bitPattern) { ctx.fail("shape or values changed") }
         case "IntTensor":
             let ints = values.map { Int64($0.isFinite ? Swift.max(-1e6, Swift.min(1e6, $0)) : 0) }
-            ctx.referenceValid = count != nil && count == ints.count
+            ctx.referenceValid = count != nil && count == ints.count && sizesFit(shape)
             let t = try IntTensor(shape: shape, scalars: ints)
             guard count != nil && count == ints.count else { return ctx.fail("built \(str(t.shape)) from \(ints.count) integers") }
             if t.shape != shape || t.scalars != ints { ctx.fail("shape or values changed") }
@@ -266,8 +266,9 @@ func factoryCase(_ r: inout FuzzRandom) -> FuzzCase {
             case "normal": if s.contains(where: { !$0.isFinite }) { ctx.fail("normal gave a non-finite value") }
             case "glorotUniform":
                 // PyTorch's xavier_uniform_: U(±sqrt(6 / (fan_in + fan_out))), no error for sizes it can compute.
-                guard fanIn + fanOut > 0 else { return }
-                checkBound(ctx, "glorotUniform", t, (6 / Double(fanIn + fanOut)).squareRoot())
+                let fans = Double(fanIn) + Double(fanOut)
+                guard fans > 0 else { return }
+                checkBound(ctx, "glorotUniform", t, (6 / fans).squareRoot())
             case "heNormal": if fanIn > 0, s.contains(where: { !$0.isFinite }) { ctx.fail("heNormal gave a non-finite value") }
             default:
                 guard fanIn > 0 else { return }

@@ -173,7 +173,7 @@ func batchNormCase(_ r: inout FuzzRandom) -> FuzzCase {
     let (hasW, hasB, hasRunning) = (r.chance(0.7), r.chance(0.7), r.chance(0.7))
     let training = r.chance(0.6)
     let momentum: Float = r.pick([0.1, 0.1, 0, 1, 0.5, r.value(.positive)])
-    let eps: Float = r.pick([1e-5, 1e-5, 1e-3, 0, 1])
+    let eps: Float = r.pick([1e-5, 1e-5, 1e-3, 0, 1, -1e-3])
     let regime = r.regime()
     let x = r.values(checkedProduct(shape) ?? 0, regime)
     let w = r.values(product(paramShape), .normal), b = r.values(product(paramShape), .normal)
@@ -187,8 +187,9 @@ func batchNormCase(_ r: inout FuzzRandom) -> FuzzCase {
         let s = shape.count >= 2 ? product(Array(shape.dropFirst(2))) : 0
         let m = shape.count >= 2 ? shape[0] * s : 0
         let shapesValid = shape.count >= 2 && ((!hasW && !hasB && !hasRunning) || paramShape == [channels])
-        // PyTorch raises for exactly one value per channel in training, and without running statistics in evaluation.
-        let valid = shapesValid && (training ? m != 1 : hasRunning)
+        // PyTorch raises for exactly one value per channel in training, without running statistics in
+        // evaluation, and for eps <= 0 in training or eps < 0 in evaluation.
+        let valid = shapesValid && (training ? m != 1 && eps > 0 : hasRunning && eps >= 0)
         ctx.referenceValid = valid && (!training || m > 1)
         let y = try Tensor.batchNorm(xt, weight: wt, bias: bt, running: &running, training: training,
                                      momentum: momentum, eps: eps)

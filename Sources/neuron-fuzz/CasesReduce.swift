@@ -66,7 +66,10 @@ func sumCase(_ r: inout FuzzRandom) -> FuzzCase {
                 s[o * inner + i] = mean ? sc / Double(n) : sc
             }
         }
-        ctx.check(compare("forward", y, Ref(shape: out, v: v, s: s, terms: n + (mean ? 2 : 0))))
+        var ref = Ref(shape: out, v: v, s: s, terms: n + (mean ? 2 : 0))
+        // A mean is the float32 sum divided by the count (PyTorch's too), so the sum may overflow alone.
+        if mean { ref.intermediate = s.map { $0 * Double(n) } }
+        ctx.check(compare("forward", y, ref))
         guard grad else { return }
         let g = try ctx.backward(y)
         var dv = [Double](repeating: 0, count: d.count)
@@ -192,7 +195,9 @@ func softmaxCase(_ r: inout FuzzRandom) -> FuzzCase {
         ctx.check(compare("forward", y, Ref(shape: shape, v: v, s: s, terms: n + 4)))
         guard grad else { return }
         let g = try ctx.backward(y)
-        var dv = [Double](repeating: 0, count: d.count), ds = dv
+        // PyTorch's backward reads the float32 forward result.
+        let vf = v.map { Double(Float($0)) }
+        var dv = [Double](repeating: 0, count: d.count), ds = dv, mid = dv
         for o in 0..<outer {
             for i in 0..<inner {
                 let at = { (j: Int) in (o * n + j) * inner + i }
@@ -203,26 +208,30 @@ func softmaxCase(_ r: inout FuzzRandom) -> FuzzCase {
                         gsum += g[k]
                         gScale += mag(g[k])
                     } else {
-                        dot += g[k] * v[k]
-                        dotScale += mag(g[k] * v[k]) * (1 + mag(shift[k]))
+                        dot += g[k] * vf[k]
+                        dotScale += mag(g[k] * vf[k]) * (1 + mag(shift[k]))
                     }
                 }
                 for j in 0..<n {
                     let k = at(j)
                     if log {
-                        // PyTorch: dx = g - exp(y) * sum(g).
-                        let p = Foundation.exp(v[k])
+                        // PyTorch: dx = g - exp(y) * sum(g); the sum may overflow on its own.
+                        let p = Foundation.exp(vf[k])
                         dv[k] = g[k] - p * gsum
                         ds[k] = mag(g[k]) + mag(p) * gScale * (1 + mag(shift[k]) + mag(logSum[o * inner + i]))
+                        mid[k] = gScale
                     } else {
-                        // PyTorch: dx = y * (g - sum(g * y)).
-                        dv[k] = v[k] * (g[k] - dot)
-                        ds[k] = mag(v[k]) * (mag(g[k]) + dotScale) * (1 + mag(shift[k]))
+                        // PyTorch: dx = y * (g - sum(g * y)); g - sum(g * y) may overflow on its own.
+                        dv[k] = vf[k] * (g[k] - dot)
+                        ds[k] = mag(vf[k]) * (mag(g[k]) + dotScale) * (1 + mag(shift[k]))
+                        mid[k] = mag(g[k]) + dotScale
                     }
                 }
             }
         }
-        ctx.check(compareGrad("grad", x.grad, Ref(shape: shape, v: dv, s: ds, terms: n + 6)))
+        var ref = Ref(shape: shape, v: dv, s: ds, terms: n + 6)
+        ref.intermediate = mid
+        ctx.check(compareGrad("grad", x.grad, ref))
     }
 }
 
@@ -338,6 +347,7 @@ func linearCase(_ r: inout FuzzRandom) -> FuzzCase {
         ctx.referenceValid = valid
         let y = try Tensor.linear(x, weight: w, bias: b)
         guard valid else { return ctx.fail("returned \(str(y.shape)) for x \(str(sx)), weight \(str(sw)), bias \(str(sb))") }
+        let (n, inF, outF) = (sx[0], sx[1], sw[0])
         let xd = vx.map(Double.init), wd = vw.map(Double.init), bd = hasBias ? vb.map(Double.init) : nil
         let p = linearRef(xd, wd, bd, n: n, inF: inF, outF: outF)
         ctx.check(compare("forward", y, Ref(shape: [n, outF], v: p.v, s: p.s, terms: inF + 1)))

@@ -60,9 +60,9 @@ func inferReshape(_ target: [Int], count: Int) -> [Int]? {
         guard known > 0, count % known == 0 else { return nil }
         var t = target
         t[i] = count / known
-        return t
+        return sizesFit(t) ? t : nil
     }
-    return known == count ? target : nil
+    return known == count && sizesFit(target) ? target : nil
 }
 
 /// A tensor input: a small shape, sometimes an empty one with a huge other axis.

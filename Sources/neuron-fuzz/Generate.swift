@@ -42,7 +42,9 @@ extension FuzzRandom {
     }
 
     mutating func values(_ count: Int, _ regime: ValueRegime) -> [Float] {
-        (0..<count).map { _ in value(regime) }
+        // Inputs stay small; a huge request is a generator bug (a wild size on a tensor that is not empty).
+        precondition(count <= 1 << 22, "the generator asked for \(count) values")
+        return (0..<count).map { _ in value(regime) }
     }
 
     /// A small dimension: mostly 1 to 5, sometimes 0 (empty tensors are values) or up to 9.

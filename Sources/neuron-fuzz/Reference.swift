@@ -30,11 +30,12 @@ import Neuron
 /// ## Non-finite values
 ///
 /// NaN must match NaN and ±Inf must match ±Inf exactly (PyTorch's IEEE propagation, which the
-/// reference reproduces by following PyTorch's formulas in double). Two exceptions:
+/// reference reproduces by following PyTorch's formulas in double). Exceptions:
 /// - `rounded` results are one correctly rounded (or few-ulp) function of exact inputs, so a value
 ///   beyond the float32 range must come out as the same infinity.
 /// - For accumulated results whose finite terms sum to the float32 overflow threshold, float32 may
-///   overflow in an intermediate step in an order-dependent way; any result is accepted there.
+///   overflow in an intermediate step in an order-dependent way; any result is accepted there, and
+///   likewise where a named intermediate (`intermediate`) reaches it.
 /// - `bound`, where set, adds a per-element absolute error bound from the op's own first-order analysis
 ///   (batch norm: the rounding of the batch statistics, amplified by 1/sqrt(var + eps)).
 /// - `lenient` marks elements where a documented kernel convention may turn a finite reference value
@@ -49,6 +50,10 @@ struct Ref {
     var rounded: Bool
     var lenient: [Bool]?
     var bound: [Double]?
+    /// The magnitude of an intermediate float32 value per element (a sum before its division by the
+    /// count, a / b before the second division): where it reaches the overflow threshold, float32
+    /// overflows there in PyTorch too, so any result is accepted, as for `s`.
+    var intermediate: [Double]?
     /// A second acceptable value per element where PyTorch's conventions differ between versions
     /// (the gradient of clamp exactly at a bound).
     var alternative: [Double]?
@@ -87,6 +92,30 @@ let subnormalStep = 0x1p-150
 let toleranceFactor = 2.0
 let floatMax = Double(Float.greatestFiniteMagnitude)
 
+/// A product of several float32 factors computed one multiplication (or division) at a time, as
+/// backward formulas are (g · λ · 2w, -g · (a / b) / b): any partial product is at most
+/// P = Π max(1, |f|), so it may overflow only where P does (`intermediate`), and a partial product that
+/// underflows costs at most 2⁻¹⁵⁰ · P of absolute error (`bound`). Non-finite factors are left out:
+/// what they do is IEEE's, reproduced by the reference itself.
+struct Chain {
+    var largest = 1.0
+
+    init(_ factors: Double...) {
+        for f in factors { largest *= Swift.max(1, mag(f)) }
+    }
+
+    var intermediate: Double { largest }
+    var bound: Double { 4 * subnormalStep * largest }
+}
+
+extension Ref {
+    /// Per-element chains of products: sets `intermediate` and `bound` (see `Chain`).
+    mutating func chains(_ c: [Chain]) {
+        intermediate = c.map(\.intermediate)
+        bound = c.map(\.bound)
+    }
+}
+
 /// Product of a shape that the reference has already checked fits (small).
 func product(_ shape: [Int]) -> Int { shape.reduce(1, *) }
 
@@ -103,6 +132,10 @@ func checkedProduct(_ shape: [Int]) -> Int? {
     return p
 }
 
+/// PyTorch's rule for sizes: they must multiply within Int with zeros counted as 1 (its strides and
+/// storage size are computed so), even when a zero makes the tensor empty.
+func sizesFit(_ shape: [Int]) -> Bool { shape.allSatisfy { $0 >= 0 } && checkedProduct(shape.map { Swift.max($0, 1) }) != nil }
+
 /// The magnitude of a term if finite, else 0 (non-finite terms decide the result through IEEE rules).
 @inline(__always) func mag(_ x: Double) -> Double { x.isFinite ? Swift.abs(x) : 0 }
 
@@ -113,7 +146,7 @@ func matches(_ x: Double, _ r: Double, _ i: Int, _ exp: Ref, tol: Double) -> Boo
     if exp.rounded {
         let e = Double(Float(r))
         if r.isNaN { ok = x.isNaN } else if e.isInfinite { ok = x == e } else { ok = x.isFinite && Swift.abs(x - r) <= tol }
-    } else if exp.s[i] * (1 + toleranceFactor * k * unitRoundoff) >= floatMax {
+    } else if Swift.max(exp.s[i], exp.intermediate?[i] ?? 0) * (1 + toleranceFactor * k * unitRoundoff) >= floatMax {
         ok = true
     } else if r.isNaN {
         ok = x.isNaN

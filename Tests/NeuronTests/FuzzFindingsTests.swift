@@ -98,3 +98,42 @@ extension FuzzFindingsTests {
         #expect(try #require(x.grad).scalars == [1, 0])
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 5 case 29591: [0, 2^62, 5] has no elements, so it was admitted, but the product of its other
+    /// sizes overflows (flatten trapped); PyTorch refuses such shapes, and so do the factories and reshape.
+    @Test func shapesWhoseSizesOverflowAreRefusedEvenWhenEmpty() throws {
+        #expect(throws: NeuronError.self) { try Tensor(shape: [0, 1 << 62, 5], scalars: []) }
+        #expect(throws: NeuronError.self) { try Tensor.zeros([0]).reshaped([0, 1 << 62, 5]) }
+        #expect(try Tensor(shape: [0, 1 << 62], scalars: []).flattened(startAxis: 0).shape == [0])
+    }
+
+    /// seed 5 case 15718: glorotUniform added fanIn + fanOut as Int and trapped on overflow.
+    @Test func glorotUniformWithHugeFans() {
+        let t = Tensor.glorotUniform([2, 3], fanIn: 17, fanOut: Int.max)
+        #expect(t.scalars.allSatisfy { abs($0) < 1e-6 })
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 7 case 53535: the error message for a weight that does not fit the groups multiplied
+    /// weight.shape[1] by groups, which overflowed for groups = Int.max (zero channels pass the divisibility check).
+    @Test func convolutionGroupsErrorDoesNotOverflow() {
+        #expect(throws: NeuronError.self) {
+            try Tensor.conv2d(Tensor.zeros([2, 0, 3, 5]), weight: Tensor.zeros([0, 2, 2, 1]), bias: nil, padding: 2, groups: Int.max)
+        }
+    }
+}
+
+extension FuzzFindingsTests {
+    /// seed 8 cases 80911, 99597: batch norm took eps = 0 in training, where a constant channel divides by
+    /// zero; PyTorch refuses eps <= 0 in training and eps < 0 in evaluation.
+    @Test func batchNormChecksEps() throws {
+        let x = Tensor([[2], [2]])
+        var none: (mean: Tensor, variance: Tensor)? = nil
+        #expect(throws: NeuronError.self) { try Tensor.batchNorm(x, weight: nil, bias: nil, running: &none, training: true, eps: 0) }
+        var running: (mean: Tensor, variance: Tensor)? = (Tensor([0]), Tensor([1]))
+        #expect(throws: NeuronError.self) { try Tensor.batchNorm(x, weight: nil, bias: nil, running: &running, training: false, eps: -1) }
+        #expect(try Tensor.batchNorm(x, weight: nil, bias: nil, running: &running, training: false, eps: 0).scalars == [2, 2])
+    }
+}

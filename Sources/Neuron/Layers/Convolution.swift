@@ -49,7 +49,8 @@ extension Tensor {
             throw NeuronError.invalidArgument("conv2d: groups \(groups) must divide input channels \(cIn) and output channels \(cOut)")
         }
         guard weight.shape[1] == cIn / groups else {
-            throw NeuronError.shapeMismatch("conv2d: input \(shapeString(x.shape)) has \(cIn) channels but weight \(shapeString(weight.shape)) expects \(weight.shape[1] * groups) (groups \(groups))")
+            // Names the channels per group: weight.shape[1] * groups could overflow for absurd groups.
+            throw NeuronError.shapeMismatch("conv2d: input \(shapeString(x.shape)) has \(cIn / groups) channels per group (groups \(groups)) but weight \(shapeString(weight.shape)) expects \(weight.shape[1])")
         }
         if let bias, bias.shape != [cOut] {
             throw NeuronError.shapeMismatch("conv2d: bias \(shapeString(bias.shape)) for weight \(shapeString(weight.shape))")

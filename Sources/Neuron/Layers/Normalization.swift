@@ -112,6 +112,11 @@ extension Tensor {
             throw NeuronError.invalidArgument("\(name) in training mode needs more than one value per channel, got input \(shapeString(x.shape))")
         }
         guard training || running != nil else { throw NeuronError.invalidArgument("\(name) in evaluation mode needs running statistics") }
+        // PyTorch's checks: eps = 0 divides a constant channel by zero in training, a negative eps can
+        // make var + eps negative (a NaN passes, as there, and gives NaN).
+        if training ? eps <= 0 : eps < 0 {
+            throw NeuronError.invalidArgument("\(name): eps must be \(training ? "positive in training" : "non-negative"), got \(eps)")
+        }
         let inputs = [x] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
         if x.count == 0 {
             // PyTorch's answer for an empty batch: an empty result, zero gradients, statistics unchanged.

@@ -119,7 +119,7 @@ extension Tensor {
 
     /// Glorot (Xavier) uniform: U(±sqrt(6 / (fanIn + fanOut))).
     public static func glorotUniform(_ shape: [Int], fanIn: Int, fanOut: Int) -> Tensor {
-        let bound = Float(6.0 / Double(fanIn + fanOut)).squareRoot()
+        let bound = Float(6.0 / (Double(fanIn) + Double(fanOut))).squareRoot()
         return uniform(shape, low: -bound, high: bound)
     }
 

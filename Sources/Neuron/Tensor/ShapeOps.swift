@@ -21,6 +21,8 @@ extension Tensor {
         } else {
             guard known == count else { throw mismatch }
         }
+        // A zero among the sizes makes any others multiply to 0; the others must still fit (see Sizes.sizesFit).
+        guard Sizes.sizesFit(target) else { throw mismatch }
         let original = shape
         return Tensor(shape: target, storage: storage, offset: offset).recorded("reshape", inputs: [self]) { g in
             [Tensor(shape: original, storage: g.storage, offset: g.offset)]

@@ -44,7 +44,23 @@ enum Sizes {
         guard shape.allSatisfy({ $0 >= 0 }) else {
             throw NeuronError.invalidArgument("\(op): negative dimension in shape \(shapeString(shape))")
         }
-        return try product(shape, "\(op): element count of shape \(shapeString(shape))")
+        guard sizesFit(shape) else {
+            throw NeuronError.invalidArgument("\(op): the sizes of shape \(shapeString(shape)) multiply beyond a 64-bit size")
+        }
+        return shape.reduce(1, *)
+    }
+
+    /// Whether the sizes of `shape` multiply within `Int` with zeros counted as 1. PyTorch refuses other
+    /// shapes even when a zero makes them empty ([0, 2^62, 4]: the strides overflow), and admitting only
+    /// these means any partial product of a tensor's sizes (a row, the axes after one) fits.
+    static func sizesFit(_ shape: [Int]) -> Bool {
+        var p = 1
+        for d in shape {
+            let (q, overflow) = p.multipliedReportingOverflow(by: Swift.max(d, 1))
+            if overflow { return false }
+            p = q
+        }
+        return true
     }
 
     /// `value` as a C `int`, or an error naming the parameter when it does not fit in 32 bits.

@@ -30,12 +30,8 @@ public struct Tensor {
     /// Throwing ops check user-supplied shapes first (`Tensor.allocated(_:op:)`).
     init(uninitializedShape shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shapeString(shape))")
-        let (n, overflow) = shape.reduce((1, false)) { acc, d in
-            let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-            return (p, acc.1 || o)
-        }
-        precondition(!overflow, "the element count of shape \(shapeString(shape)) overflows Int")
-        self.init(shape: shape, storage: TensorStorage(count: n))
+        precondition(Sizes.sizesFit(shape), "the sizes of shape \(shapeString(shape)) multiply beyond Int")
+        self.init(shape: shape, storage: TensorStorage(count: shape.reduce(1, *)))
     }
 
     /// A tensor with the given shape and elements in row-major order.
