@@ -30,6 +30,15 @@ import Testing
         #expect(capped == Array(keep.prefix(5)))
     }
 
+    /// The kernels are built per instruction level: each one keeps torchvision's values and indices.
+    @Test(arguments: Neuron.supportedCPULevels)
+    func goldensHoldAtEveryLevel(_ level: CPULevel) throws {
+        try Neuron.withCPULevel(level) {
+            try iouMatchesTorchvision()
+            for name in ["nms", "nms_ties", "batched_nms"] { try nmsKeepsTorchvisionsIndices(name) }
+        }
+    }
+
     @Test func conversionsMatchTorchvision() throws {
         let g = try Golden("boxes")
         let centre = try Boxes<CenterSize, Pixels>(try g.float("convert.cxcywh"))
