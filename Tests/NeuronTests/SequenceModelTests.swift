@@ -182,7 +182,7 @@ func reversalTask(count: Int, seed: UInt64) -> (source: IntTensor, lengths: [Int
         try checkGradients([x]) { try $0[0].selecting(0, alongAxis: -1) }
         #expect(try LastStep()(x) == (try x.selecting(2, alongAxis: 1)))
         #expect(try LastStep(batchFirst: false)(x) == (try x.selecting(1, alongAxis: 0)))
-        let linear = Linear(in: 4, out: 5)
+        let linear = try Linear(in: 4, out: 5)
         let distributed = TimeDistributed(linear)
         #expect(try distributed(x).shape == [2, 3, 5])
         expectClose(try distributed(x).selecting(1, alongAxis: 1), try linear(try x.selecting(1, alongAxis: 1)), "per step")

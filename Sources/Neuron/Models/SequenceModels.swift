@@ -54,7 +54,7 @@ public enum SequenceModels {
     public static func classifier(input: Int, hidden: Int, layers: Int = 1, classes: Int, kind: RecurrentKind = .lstm) throws -> Sequential {
         guard classes >= 1 else { throw NeuronError.invalidArgument("classifier: classes must be at least 1, got \(classes)") }
         let rnn = try kind.layer(input: input, hidden: hidden, layers: layers)
-        return Sequential([rnn, LastStep(), Linear(in: hidden, out: classes)])
+        return Sequential([rnn, LastStep(), try Linear(in: hidden, out: classes)])
     }
 
     /// Many-to-one regression with stacked recurrent layers and dropout, the classic Keras forecasting
@@ -66,9 +66,9 @@ public enum SequenceModels {
                                          outputs: Int = 1, kind: RecurrentKind = .lstm) throws -> Sequential {
         guard dropout >= 0, dropout < 1 else { throw NeuronError.invalidArgument("stackedForecaster: dropout must be in [0, 1), got \(dropout)") }
         guard outputs >= 1 else { throw NeuronError.invalidArgument("stackedForecaster: outputs must be at least 1, got \(outputs)") }
-        return Sequential([try kind.layer(input: input, hidden: first), Dropout(p: dropout),
-                           try kind.layer(input: first, hidden: second), LastStep(), Dropout(p: dropout),
-                           Linear(in: second, out: outputs)])
+        return Sequential([try kind.layer(input: input, hidden: first), try Dropout(p: dropout),
+                           try kind.layer(input: first, hidden: second), LastStep(), try Dropout(p: dropout),
+                           try Linear(in: second, out: outputs)])
     }
 
     /// Many-to-many, aligned: token ids [N, T] (whole numbers in a float tensor) → logits [N, T, tags], one
@@ -83,7 +83,7 @@ public enum SequenceModels {
         }
         return Sequential([try Embedding(count: vocabularySize, dimension: embedding),
                            try kind.layer(input: embedding, hidden: hidden, bidirectional: bidirectional),
-                           TimeDistributed(Linear(in: bidirectional ? 2 * hidden : hidden, out: tags))])
+                           TimeDistributed(try Linear(in: bidirectional ? 2 * hidden : hidden, out: tags))])
     }
 }
 
@@ -109,10 +109,10 @@ public final class VectorToSequence: Module {
         guard (0..<vocabularySize).contains(startToken) else {
             throw NeuronError.invalidArgument("VectorToSequence: start token \(startToken) is outside the vocabulary 0..<\(vocabularySize)")
         }
-        initial = Linear(in: vectorSize, out: hidden)
+        initial = try Linear(in: vectorSize, out: hidden)
         self.embedding = try Embedding(count: vocabularySize, dimension: embedding)
         rnn = try GRU(input: embedding, hidden: hidden, batchFirst: true)
-        output = Linear(in: hidden, out: vocabularySize)
+        output = try Linear(in: hidden, out: vocabularySize)
         self.startToken = startToken
     }
 
@@ -196,7 +196,7 @@ public final class EncoderDecoder<Recurrent: RecurrentModule & RecurrentLayer>: 
         targetEmbedding = try Embedding(count: targetVocabulary, dimension: embedding)
         self.encoder = encoder
         self.decoder = decoder
-        output = Linear(in: decoder.hiddenSize, out: targetVocabulary)
+        output = try Linear(in: decoder.hiddenSize, out: targetVocabulary)
     }
 
     public var children: [(name: String, module: any Module)] {
