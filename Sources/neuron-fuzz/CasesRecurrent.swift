@@ -218,6 +218,9 @@ func recurrentCase(_ r: inout FuzzRandom) -> FuzzCase {
         // lengths in 1...T, one per sequence. An empty sequence (T = 0) PyTorch refuses; the natural answer
         // (an empty output, the initial state) is accepted too.
         let shapeOK = xShape.count == (cell ? 2 : 3) && xShape.last == inputSize
+        // The sizes of the input actually passed (a random shape may have replaced the planned one).
+        let t = shapeOK ? (cell ? 1 : batchFirst ? xShape[1] : xShape[0]) : t
+        let n = shapeOK ? (cell || batchFirst ? xShape[0] : xShape[1]) : n
         let stateOK = !withState || stateShape == (cell ? [n, hidden] : [layerCount * dirs, n, hidden])
         let lengthsOK = lengths.map { $0.count == n && $0.allSatisfy { $0 >= 1 && $0 <= t } } ?? true
         let valid = shapeOK && stateOK && lengthsOK
