@@ -128,7 +128,7 @@ FUZZ_SEED ?= 1
 FUZZ_CASES ?= 100000
 FUZZ_JOBS ?= 2
 FUZZ_BATCH ?= 2500
-FUZZ_SLICE_CASES ?= 3000
+FUZZ_SLICE_CASES ?= 5000
 UBSAN := -Xcc -fsanitize=undefined -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
 
 fuzz: fuzz-shapes fuzz-safetensors fuzz-png
