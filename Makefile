@@ -134,9 +134,9 @@ UBSAN := -Xcc -fsanitize=undefined -Xswiftc -Xclang-linker -Xswiftc -fsanitize=u
 fuzz: fuzz-shapes fuzz-safetensors fuzz-png
 
 # 100,000 cases under AddressSanitizer and UndefinedBehaviorSanitizer (leak checks off: Foundation's own
-# allocations show up as leaks at exit). A debug build, so the C asserts are
-# on (they must agree with what Swift admits); the kernels are -O2 in every configuration (Package.swift)
-# and the Swift code is optimised too, so the references stay quick.
+# allocations show up as leaks at exit). A debug build, so the C asserts are on (they must agree with what
+# Swift admits); the kernels are -O2 in every configuration (Package.swift) and the Swift code is
+# optimised too, so the references stay quick.
 fuzz-shapes: deps
 	swift build -Xswiftc -O --sanitize=address $(UBSAN) --scratch-path .build-fuzz --product neuron-fuzz
 	ASAN_OPTIONS=detect_leaks=0 .build-fuzz/debug/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) --batch $(FUZZ_BATCH)
