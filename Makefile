@@ -17,9 +17,12 @@ KERNEL_OBJS_ASAN := $(patsubst CKernels/%.c,build/obj-asan/%.o,$(KERNEL_SRCS))
 ASAN_FLAGS := -O1 -g -fsanitize=address -fno-omit-frame-pointer
 CTESTS := $(patsubst Tests/CKernelTests/%.c,build/ctest/%,$(CTEST_SRCS))
 CTESTS_ASAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-asan/%,$(CTEST_SRCS))
+KERNEL_OBJS_UBSAN := $(patsubst CKernels/%.c,build/obj-ubsan/%.o,$(KERNEL_SRCS))
+UBSAN_FLAGS := -O1 -g -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CTESTS_UBSAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-ubsan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test swift-test ctest ctest-asan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
+.PHONY: deps build demo test swift-test ctest ctest-asan ctest-ubsan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,6 +56,14 @@ build/obj-asan/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
 build/ctest/%: Tests/CKernelTests/%.c $(KERNEL_OBJS) Tests/CKernelTests/ctest.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(KERNEL_OBJS) $(LDLIBS)
+
+build/obj-ubsan/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(UBSAN_FLAGS) -c -o $@ $<
+
+build/ctest-ubsan/%: Tests/CKernelTests/%.c $(KERNEL_OBJS_UBSAN) Tests/CKernelTests/ctest.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(UBSAN_FLAGS) -o $@ $< $(KERNEL_OBJS_UBSAN) $(LDLIBS)
 
 build/ctest-asan/%: Tests/CKernelTests/%.c $(KERNEL_OBJS_ASAN) Tests/CKernelTests/ctest.h
 	@mkdir -p $(@D)
@@ -101,6 +112,11 @@ qemu:
 ctest-asan: $(CTESTS_ASAN)
 	@for t in $(CTESTS_ASAN); do ASAN_OPTIONS=detect_leaks=1 $$t || exit 1; done
 
+# The C kernel tests under UndefinedBehaviorSanitizer, stopping at the first report (signed overflow,
+# shifts, out-of-range conversions), on 1 and 2 threads.
+ctest-ubsan: $(CTESTS_UBSAN)
+	@for t in $(CTESTS_UBSAN); do OMP_NUM_THREADS=1 $$t && OMP_NUM_THREADS=2 $$t || exit 1; done
+
 # The Swift suite under AddressSanitizer (XCTest's own small leaks are why leaks are off here).
 asan: deps
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
@@ -112,17 +128,18 @@ FUZZ_SEED ?= 1
 FUZZ_CASES ?= 100000
 FUZZ_JOBS ?= 2
 FUZZ_BATCH ?= 2500
-FUZZ_SLICE_CASES ?= 3000
+FUZZ_SLICE_CASES ?= 5000
 UBSAN := -Xcc -fsanitize=undefined -Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined
 
 fuzz: fuzz-shapes fuzz-safetensors fuzz-png
 
-# 100,000 cases under AddressSanitizer and UndefinedBehaviorSanitizer. A debug build, so the C asserts are
-# on (they must agree with what Swift admits); the kernels are -O2 in every configuration (Package.swift)
-# and the Swift code is optimised too, so the references stay quick.
+# 100,000 cases under AddressSanitizer and UndefinedBehaviorSanitizer (leak checks off: Foundation's own
+# allocations show up as leaks at exit). A debug build, so the C asserts are on (they must agree with what
+# Swift admits); the kernels are -O2 in every configuration (Package.swift) and the Swift code is
+# optimised too, so the references stay quick.
 fuzz-shapes: deps
 	swift build -Xswiftc -O --sanitize=address $(UBSAN) --scratch-path .build-fuzz --product neuron-fuzz
-	.build-fuzz/debug/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) --batch $(FUZZ_BATCH)
+	ASAN_OPTIONS=detect_leaks=0 .build-fuzz/debug/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) --batch $(FUZZ_BATCH)
 
 # A few thousand cases for `make test`, on the build swift-test made (same flags, so nothing is rebuilt).
 fuzz-slice: deps

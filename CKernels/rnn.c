@@ -48,7 +48,7 @@ static inline float fast_exp(float x) {
     const float y = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r + 4.1665795894E-2f) * r +
                       1.6666665459E-1f) * r + 5.0000001201E-1f) * z + r + 1.0f;
     fbits s;
-    s.i = (n + 127) << 23;
+    s.i = (int)((unsigned)(n + 127) << 23); /* unsigned: a NaN x gives any n, and a signed shift of it is UB */
     return y * s.f;
 }
 

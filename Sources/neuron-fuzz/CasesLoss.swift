@@ -92,8 +92,8 @@ func elementLossCase(_ r: inout FuzzRandom) -> FuzzCase {
                 // A subnormal numerator's absolute rounding is amplified by the division.
                 bound[i] = 4 * subnormalStep / den
             default:
-                // PyTorch: g (sigmoid(z) - t).
-                dv[i] = gi * (sigmoid(x[i]) - z[i])
+                // PyTorch: g (sigmoid(z) - t), the sigmoid in float32 (so it underflows to 0 there).
+                dv[i] = gi * (Double(Float(sigmoid(x[i]))) - z[i])
                 ds[i] = mag(gi) * (mag(sigmoid(x[i])) + mag(z[i]))
             }
         }
@@ -150,7 +150,8 @@ func crossEntropyCase(_ r: inout FuzzRandom) -> FuzzCase {
                 let k = i * classes + j
                 logp[k] = (x[k] - m) - Foundation.log(sum)
                 lps[k] = mag(x[k] - m) + mag(Foundation.log(sum)) + 1
-                prob[k] = Foundation.exp(x[k] - m) / sum
+                // The float32 softmax PyTorch's backward reads (it underflows to 0 where double does not).
+                prob[k] = Double(Float(Foundation.exp(x[k] - m) / sum))
             }
             if withLabels {
                 loss[i] = -logp[i * classes + labels[i]]

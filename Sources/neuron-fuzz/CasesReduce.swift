@@ -215,8 +215,9 @@ func softmaxCase(_ r: inout FuzzRandom) -> FuzzCase {
                 for j in 0..<n {
                     let k = at(j)
                     if log {
-                        // PyTorch: dx = g - exp(y) * sum(g); the sum may overflow on its own.
-                        let p = Foundation.exp(vf[k])
+                        // PyTorch: dx = g - exp(y) * sum(g), exp in float32 (so exp(-180) is 0, and
+                        // 0 times an infinite sum is NaN there); the sum may overflow on its own.
+                        let p = Double(Float(Foundation.exp(vf[k])))
                         dv[k] = g[k] - p * gsum
                         ds[k] = mag(g[k]) + mag(p) * gScale * (1 + mag(shift[k]) + mag(logSum[o * inner + i]))
                         mid[k] = gScale

@@ -124,6 +124,8 @@ let caseKinds: [CaseKind] = [
     CaseKind(name: "batchNorm", weight: 4, make: batchNormCase),
     CaseKind(name: "batchNormLayer", weight: 3, make: batchNormLayerCase),
     CaseKind(name: "dropout", weight: 3, make: dropoutCase),
+    CaseKind(name: "recurrent", weight: 5, make: recurrentCase),
+    CaseKind(name: "boxes", weight: 2, make: boxesCase),
     CaseKind(name: "linearLayer", weight: 2, make: linearLayerCase),
     CaseKind(name: "conv2dLayer", weight: 3, make: conv2dLayerCase),
     CaseKind(name: "sequential", weight: 1, make: sequentialCase),

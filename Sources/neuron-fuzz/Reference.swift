@@ -25,7 +25,10 @@ import Neuron
 /// exceeds 2·K·u·S whenever K < 1/√(2u) ≈ 2,900, and the fuzzer's shapes keep K below that.
 ///
 /// Composite ops (softmax, batch norm, losses) set `S` from a first-order error analysis stated
-/// where they are built (inputs of an exp or a division are themselves rounded).
+/// where they are built (inputs of an exp or a division are themselves rounded). Backward formulas
+/// that multiply several factors one at a time (g·λ·2w, -g·(a/b)/b) add, per `Chain`, the absolute
+/// error of a partial product that underflows (`bound`). Recurrent layers carry a running error bound
+/// through every step instead (CasesRecurrent.swift).
 ///
 /// ## Non-finite values
 ///
@@ -37,7 +40,9 @@ import Neuron
 ///   overflow in an intermediate step in an order-dependent way; any result is accepted there, and
 ///   likewise where a named intermediate (`intermediate`) reaches it.
 /// - `bound`, where set, adds a per-element absolute error bound from the op's own first-order analysis
-///   (batch norm: the rounding of the batch statistics, amplified by 1/sqrt(var + eps)).
+///   (batch norm: the rounding of the batch statistics, amplified by 1/sqrt(var + eps)); an infinite
+///   bound (statistics float32 cannot represent) leaves a finite element unchecked.
+/// - `alternative` accepts a second value where PyTorch versions differ (clamp's gradient at a bound).
 /// - `lenient` marks elements where a documented kernel convention may turn a finite reference value
 ///   into NaN (convolution's zero-padded copies multiply Inf or NaN by an exact zero): there any
 ///   non-finite result is accepted, and a finite one must still match.

@@ -102,14 +102,14 @@ final class Supervisor: @unchecked Sendable {
     /// report becomes a trap attributed to the case that caused it.
     var childEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
-        if env["ASAN_OPTIONS"] == nil {
-            env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1:handle_sigill=1:handle_sigtrap=1"
-                + ":max_allocation_size_mb=\(memoryLimitMB):hard_rss_limit_mb=\(memoryLimitMB * 2)"
-        }
+        // The fuzzer's settings first, so that the user's (later in the string) win.
+        let asan = "detect_leaks=0:halt_on_error=1:allocator_may_return_null=1:handle_sigill=1:handle_sigtrap=1"
+            + ":max_allocation_size_mb=\(memoryLimitMB):hard_rss_limit_mb=\(memoryLimitMB * 2)"
+        env["ASAN_OPTIONS"] = asan + (env["ASAN_OPTIONS"].map { ":" + $0 } ?? "")
         // Swift's backtracer reads the crashed process's memory in ways AddressSanitizer reports as
         // overflows; under it, AddressSanitizer prints the trap's stack instead.
         if underAddressSanitizer && env["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
-        if env["UBSAN_OPTIONS"] == nil { env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1" }
+        env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1" + (env["UBSAN_OPTIONS"].map { ":" + $0 } ?? "")
         return env
     }
 

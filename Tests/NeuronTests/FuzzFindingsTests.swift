@@ -137,3 +137,13 @@ extension FuzzFindingsTests {
         #expect(try Tensor.batchNorm(x, weight: nil, bias: nil, running: &running, training: false, eps: 0).scalars == [2, 2])
     }
 }
+
+extension FuzzFindingsTests {
+    /// seed 1 (recurrent cases): each layer's weights were checked against the allocation cap, but not the
+    /// stack, so layers = 2^40 tried to build a trillion-entry array and died of it.
+    @Test func recurrentStacksAreCheckedAsAWhole() {
+        #expect(throws: NeuronError.self) { try LSTM(input: 4, hidden: 1, layers: 1 << 40) }
+        #expect(throws: NeuronError.self) { try RNN(input: 4, hidden: 2, layers: 1 << 40, bidirectional: true) }
+        #expect(throws: NeuronError.self) { try GRU(input: 4, hidden: 1, layers: 1 << 40, batchFirst: true) }
+    }
+}

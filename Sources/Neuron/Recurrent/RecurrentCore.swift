@@ -82,6 +82,10 @@ final class RecurrentStack {
         _ = try Sizes.int32(input, "input size", op: name)
         try Sizes.checkShape([gateRows, max(input, hidden * directions)], "\(name) weight_ih")
         try Sizes.checkShape([gateRows, hidden], "\(name) weight_hh")
+        // And the stack as a whole: `layers` copies of them (a trillion layers must throw, not exhaust memory).
+        let perDirection = try Sizes.multiply(gateRows, max(input, hidden * directions) + hidden + 2, "\(name): parameters per layer")
+        try Sizes.checkAllocation(elements: try Sizes.product([perDirection, directions, layers], "\(name): parameters of \(layers) layers"),
+                                  "\(name) parameters of \(layers) layers")
         self.name = name
         self.isCell = isCell
         self.cell = cell
