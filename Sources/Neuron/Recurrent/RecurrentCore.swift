@@ -170,7 +170,11 @@ final class RecurrentStack {
         let workspace = try Sizes.workspace(maxWorkspace(T: T, N: N), op: name)
         var input = batchFirst ? swapFirstAxes(x) : x
         for l in 0..<L {
-            let out = Tensor(uninitializedShape: [T, N, dirs * H])
+            // The top layer writes straight into the result unless its directions are summed or the
+            // caller wants batch-first.
+            let direct = l == L - 1 && !batchFirst && !(bidirectional && merge == .sum)
+            let out = direct ? Tensor(shape: [T, N, dirs * H], storage: packed.storage, offset: packed.offset)
+                             : Tensor(uninitializedShape: [T, N, dirs * H])
             var layerSaved: [TensorStorage] = []
             // The kernels get raw pointers: everything they read or write stays alive until they return.
             try withExtendedLifetime((input, out, workspace, packed, values, h0, c0)) {
@@ -190,7 +194,7 @@ final class RecurrentStack {
             layerInputs.append(input)
             saved.append(layerSaved)
             if l == L - 1 {
-                writeOutput(out, into: packed.pointer, T: T, N: N)
+                if !direct { writeOutput(out, into: packed.pointer, T: T, N: N) }
             } else if applyDropout {
                 let seed = Random.using { $0.next() }
                 let dropped = Tensor(uninitializedShape: out.shape), mask = Tensor(uninitializedShape: out.shape)
