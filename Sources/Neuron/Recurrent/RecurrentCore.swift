@@ -222,9 +222,13 @@ final class RecurrentStack {
                       reverse: reverse ? 1 : 0, lengths: nil, ldy: Int32(ldy), accumulate_dx: 0)
     }
 
+    /// Scratch for any layer of the stack (the size depends on each layer's input width).
     private func maxWorkspace(T: Int, N: Int) -> Int {
-        var p = params(T: T, N: N, D: inputSize, reverse: false, ldy: hiddenSize)
-        return nn_rnn_workspace_size(&p)
+        let widths = layerCount > 1 ? [inputSize, directions * hiddenSize] : [inputSize]
+        return widths.map { d in
+            var p = params(T: T, N: N, D: d, reverse: false, ldy: hiddenSize)
+            return nn_rnn_workspace_size(&p)
+        }.max()!
     }
 
     /// The top layer's [T, N, dirs·H] output as the caller sees it: summed across directions if asked,
