@@ -96,14 +96,14 @@ size_t nn_rnn_saved_size(const nn_rnn_params *p) {
 }
 
 static size_t fused_packed_size(const nn_rnn_params *p);
+static size_t gemm_panels_size(const nn_rnn_params *p);
 
 size_t nn_rnn_workspace_size(const nn_rnn_params *p) {
     const size_t gh = (size_t)nn_rnn_gate_count(p->cell) * p->hidden;
     const size_t rows = (size_t)p->steps * p->batch;
     const size_t seq = rows * gh * (p->cell == NN_CELL_GRU ? 2 : 1);
-    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh + fused_packed_size(p);
+    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh + fused_packed_size(p) + gemm_panels_size(p);
 }
-
 static void check_params(const nn_rnn_params *p) {
     (void)p;
     assert(p->steps >= 0 && p->batch >= 0 && p->input >= 0 && p->hidden >= 1 && p->ldy >= p->hidden);
@@ -221,6 +221,32 @@ typedef struct {
     int G, H;
 } pack_ctx;
 
+/* A product C [m, n] = A B (+ bias) on the step kernel's tiles: A(i, k) = a[i*lda + k],
+ * B(k, j) = b[k*bk + j*bj], packed into `panels` (panels_size floats) before the tiles run. */
+typedef struct {
+    int m, n, k;
+    const float *a;
+    long lda;
+    const float *b;
+    long bk, bj;
+    float *c;
+    long ldc;
+    const float *bias;  /* [n] added to C, or null */
+    float *panels;
+} rnn_gemm;
+
+/* K is cut into chunks of KC so a tile's panel rows stay in L1 (256 x 4 vectors: 32 KB on AVX2, 64 KB on
+ * AVX-512); C takes each chunk's sums in turn, so every element is still summed in the same order. */
+#define KC 256
+
+/* Columns per panel: four vectors at the widest level (the tile shapes are shared with the step). */
+#define GW (4 * VW)
+static size_t panels_size(size_t k, size_t n) { return k * ((n + 63) / 64 * 64); }
+
+/* W_ih^T, packed for the input projection. */
+static size_t gemm_panels_size(const nn_rnn_params *p) {
+    return panels_size(p->input, (size_t)nn_rnn_gate_count(p->cell) * p->hidden);
+}
 /* Zeroes rows [t, n, 0..width) of a [T, N, ld] buffer at the padded steps t >= lengths[n]. */
 static void zero_padded(float *buf, int width, long ld, const nn_rnn_params *p) {
     if (!p->lengths || !buf) return;
@@ -265,13 +291,19 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     float *gh = gx + rows * GH * (p->cell == NN_CELL_GRU ? 2 : 1);
     float *h = gh + (size_t)N * GH, *c = h + (size_t)N * H, *rh = c + (size_t)N * H;
     float *bh = rh + 2 * (size_t)N * H;
-    float *packed = bh + GH;
+    float *packed = bh + GH, *panels = packed + fused_packed_size(p);
 
     if (h0) memcpy(h, h0, sizeof(float) * N * H); else memset(h, 0, sizeof(float) * N * H);
     if (c0 && is_lstm(p->cell)) memcpy(c, c0, sizeof(float) * N * H); else memset(c, 0, sizeof(float) * N * H);
     if (w->b_hh) memcpy(bh, w->b_hh, sizeof(float) * GH); else memset(bh, 0, sizeof(float) * GH);
 
-    if (rows > 0) {
+    const int fused = fused_applies(p);
+    if (rows > 0 && fused) {
+        /* B(k, j) = W_ih[j, k]: W_ih^T. */
+        const rnn_gemm g = {.m = (int)rows, .n = GH, .k = D, .a = x, .lda = D, .b = w->w_ih, .bk = 1, .bj = D,
+                            .c = gx, .ldc = GH, .bias = w->b_ih, .panels = panels};
+        NN_DISPATCH(gemm)(&g);
+    } else if (rows > 0) {
         if (w->b_ih)
             for (size_t r = 0; r < rows; r++) memcpy(gx + r * GH, w->b_ih, sizeof(float) * GH);
         nn_sgemm(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
@@ -296,7 +328,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     int sorted;
     const int steps = max_len(p, &sorted);
     const float *final = h;
-    if (fused_applies(p) && steps > 0) {
+    if (fused && steps > 0) {
         const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
         NN_DISPATCH(pack_forward)(&pk);
         float *other = rh; /* the state alternates between h and rh: blocks read all of one, write the other */
@@ -332,6 +364,26 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     if (c_n && is_lstm(p->cell)) memcpy(c_n, c, sizeof(float) * N * H);
 }
 
+/* The OpenBLAS path's products after the loop: dW_ih += dG^T x, dW_hh += dG_h^T h_prev (the reset-before
+ * GRU's n rows take r * h_prev instead), dx (+)= dG W_ih. */
+static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, const nn_rnn_weights *w,
+                                          const float *hprev, const float *act, const float *dgx, const float *dgh,
+                                          const nn_rnn_params *p) {
+    const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
+    const int rows = p->steps * p->batch;
+    if (g->w_ih) nn_sgemm(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
+    if (g->w_hh) {
+        if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
+            const float *rh = act + 3 * H; /* r * h_prev, rows S apart */
+            nn_sgemm(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            nn_sgemm(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
+        } else {
+            nn_sgemm(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+        }
+    }
+    if (dx) nn_sgemm(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
+}
+
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
                      const float *dc_n, const float *x, const nn_rnn_weights *w, const float *saved,
                      float *workspace, const nn_rnn_params *p) {
@@ -345,6 +397,7 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     float *dgs = dgx + rows * GH * (p->cell == NN_CELL_GRU ? 2 : 1);
     float *dh = dgs + (size_t)N * GH, *dc = dh + (size_t)N * H, *drh = dc + (size_t)N * H;
     float *packed = drh + 2 * (size_t)N * H + GH;
+    const int fused = fused_applies(p);
 
     bwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .dy = dy, .dh_n = dh_n, .w = w, .hprev = saved,
                  .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed};
@@ -359,7 +412,7 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
 
     int sorted;
     const int steps = max_len(p, &sorted);
-    if (fused_applies(p) && steps > 0) {
+    if (fused && steps > 0) {
         const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
         NN_DISPATCH(pack_backward)(&pk);
         k.pointwise = 1;
@@ -409,16 +462,10 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
         if (dx && !p->accumulate_dx) memset(dx, 0, sizeof(float) * rows * D);
         return;
     }
-    if (g->w_ih) nn_sgemm(1, 0, GH, D, (int)rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
-    if (g->w_hh) {
-        if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
-            const float *rh = k.act + 3 * H; /* r * h_prev, rows S apart */
-            nn_sgemm(1, 0, 2 * H, H, (int)rows, 1.0f, dgh, GH, k.hprev, H, 1.0f, g->w_hh, H);
-            nn_sgemm(1, 0, H, H, (int)rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
-        } else {
-            nn_sgemm(1, 0, GH, H, (int)rows, 1.0f, dgh, GH, k.hprev, H, 1.0f, g->w_hh, H);
-        }
-    }
+    /* After the loop the products are large and OpenBLAS's blocking beats our tiles (measured on one
+     * thread: the weight gradients through a transposed dG and K-chunked tiles took the LSTM backward
+     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). */
+    blas_products(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
     NN_DISPATCH(column_sums)(g->b_ih, dgx, GH, NULL, 0, (long)rows, GH);
     NN_DISPATCH(column_sums)(g->b_hh, dgh, GH, NULL, 0, (long)rows, GH);
     if (p->cell == NN_CELL_LSTM_PEEPHOLE) {
@@ -426,7 +473,6 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
         NN_DISPATCH(column_sums)(g->w_cf, dgx + H, GH, k.cprev, H, (long)rows, H);
         NN_DISPATCH(column_sums)(g->w_co, dgx + 3 * H, GH, k.cnew, H, (long)rows, H);
     }
-    if (dx) nn_sgemm(0, 0, (int)rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
 }
 
 /* ---- references: per sequence, per step, per element, in double ---------------------------------- */
@@ -877,8 +923,9 @@ static void NN_L(fwd_pass)(const fwd_ctx *k) {
     for (int n = 0; n < N; n++) NN_L(fwd_row)(k, n);
 }
 
-/* c [mr, nv*VW] = sum over k < K of a[r][k] * b[k*nv*VW .. + nv*VW): rows of A through pointers, B a
- * packed panel. Each output element is one chain of fused multiply-adds in k order, whoever computes it. */
+/* c [mr, nv*VW] = sum over k < K of a[r][k] * b[k*nv*VW .. + nv*VW): rows of A through pointers, B a packed
+ * panel. Each output element is one chain of fused
+ * multiply-adds in k order, whoever computes it. */
 static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, const int nv, int K, const float *const *a,
                                                                 const float *b, float *c) {
     vf acc[TMR][TNV];
@@ -888,7 +935,7 @@ static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, co
      * dropped, so a tile needs rows·vectors + rows + 1 registers (4x4 on AVX2 spilled with all of B held).
      * Not unrolled: a second k in flight spilled accumulators on AVX2 too. */
 #pragma clang loop unroll(disable)
-    for (int k = 0; k < K; k++, b += nv * VW) {
+    for (long k = 0; k < K; k++, b += nv * VW) {
         vf bc[TMR];
         for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r][k]);
         for (int v = 0; v < nv; v++) {
@@ -900,8 +947,9 @@ static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, co
         for (int v = 0; v < nv; v++) vstore(c + (r * nv + v) * VW, acc[r][v]);
 }
 
-/* One expansion per tile shape (forward: up to FMR rows of 3 or 4 vectors; backward: up to BMR rows of
- * 2), out of line so the register block does not compete with its callers (CKernels/README.md). */
+/* One expansion per tile shape (forward and matrix products: up to FMR rows of 3 or 4 vectors; backward:
+ * up to BMR rows of 2), out of line so the register block does not compete with its callers
+ * (CKernels/README.md). */
 static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
 #define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c); break;
     switch (mr * 8 + nv) {
@@ -911,6 +959,71 @@ static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const fl
     default: NN_L(tile_mk)(1, 2, K, a, b, c); break;
     }
 #undef NN_TILE_CASE
+}
+
+/* ---- the input projection on the same tiles ----
+ * C [m, n] = A B + bias, A(i, k) = a[i*lda + k], B [k, n] packed in panels of GW columns. The fused path's
+ * input projection runs here rather than through OpenBLAS, so a forward pass runs in one OpenMP team:
+ * OpenBLAS's own threads spin for a while after each call, on the cores the step loop then needs. */
+
+/* Panel cb of B: [k][GW] from B(kk, j) = b[kk*bk + j*bj], zero past n. */
+static void NN_L(pack_panel)(const rnn_gemm *g, int cb) {
+    float *dst = g->panels + (size_t)cb * g->k * GW;
+    const int j0 = cb * GW, cnt = g->n - j0 < GW ? g->n - j0 : GW;
+    for (int kk = 0; kk < g->k; kk++) {
+        const float *src = g->b + (size_t)kk * g->bk + (size_t)j0 * g->bj;
+        float *row = dst + (size_t)kk * GW;
+        if (g->bj == 1) {
+            for (int u = 0; u < cnt; u++) row[u] = src[u];
+        } else {
+            for (int u = 0; u < cnt; u++) row[u] = src[(size_t)u * g->bj];
+        }
+        for (int u = cnt; u < GW; u++) row[u] = 0.0f;
+    }
+}
+
+static void NN_L(pack_panels)(const rnn_gemm *g) {
+    const int blocks = (g->n + GW - 1) / GW;
+    NN_PARALLEL_FOR_IF((long)g->k * g->n >= NN_PARALLEL_MIN && blocks > 1)
+    for (int cb = 0; cb < blocks; cb++) NN_L(pack_panel)(g, cb);
+}
+
+/* Item: column block it / row blocks, row block it % row blocks (a thread's items share panels). */
+/* Item it of chunk k0: column block it / row blocks, row block it % row blocks (a thread's items share
+ * panels). The first chunk writes C (with the bias), later chunks add to it. */
+static void NN_L(gemm_item)(const rnn_gemm *g, int k0, long it) {
+    const long rblocks = (g->m + FMR - 1) / FMR;
+    const int cb = (int)(it / rblocks), r0 = (int)(it % rblocks) * FMR;
+    const int mr = g->m - r0 < FMR ? g->m - r0 : FMR, j0 = cb * GW, cnt = g->n - j0 < GW ? g->n - j0 : GW;
+    const int kc = g->k - k0 < KC ? g->k - k0 : KC;
+    const float *a[TMR];
+    for (int r = 0; r < mr; r++) a[r] = g->a + (size_t)(r0 + r) * g->lda + k0;
+    float out[TMR * TNV * VW];
+    NN_L(tile)(mr, GW / VW, kc, a, g->panels + ((size_t)cb * g->k + k0) * GW, out);
+    for (int r = 0; r < mr; r++) {
+        float *c = g->c + (size_t)(r0 + r) * g->ldc + j0;
+        const float *o = out + r * GW;
+        if (k0 > 0) {
+            UNITS for (int u = 0; u < cnt; u++) c[u] += o[u];
+        } else if (g->bias) {
+            const float *bias = g->bias + j0;
+            UNITS for (int u = 0; u < cnt; u++) c[u] = o[u] + bias[u];
+        } else {
+            UNITS for (int u = 0; u < cnt; u++) c[u] = o[u];
+        }
+    }
+}
+
+static void NN_L(gemm_chunk)(const rnn_gemm *g, int k0) {
+    const long items = (long)((g->m + FMR - 1) / FMR) * ((g->n + GW - 1) / GW);
+    NN_PARALLEL_FOR_IF(items > 1 && (double)g->m * g->n * KC >= NN_PARALLEL_MIN)
+    for (long it = 0; it < items; it++) NN_L(gemm_item)(g, k0, it);
+}
+
+static void NN_L(gemm)(const rnn_gemm *g) {
+    if (g->m == 0 || g->n == 0) return;
+    NN_L(pack_panels)(g);
+    for (int k0 = 0; k0 == 0 || k0 < g->k; k0 += KC) NN_L(gemm_chunk)(g, k0);
 }
 
 /* Forward block jb: [H][G*ub], column g*ub + u holding W_hh row g*H + jb*ub + u (zero past H). */

@@ -28,12 +28,13 @@
  * packed sequences do); y is exactly 0 at its padded steps, h_n/c_n hold its state after its own last
  * step, and its padded steps of x get exactly zero gradient. Without lengths every sequence has T steps.
  *
- * Work: the input projection of all steps is one GEMM before the time loop; each step is one GEMM for
- * the recurrent part (two for the reset-before GRU, whose reset gate must be known before W_hn is
- * applied) and one fused pointwise pass over the batch rows; backward reuses the gate activations saved
- * by forward and accumulates the weight gradients with one GEMM over all steps after the loop.
- * The input projection and the weight-gradient products go through OpenBLAS (never inside an OpenMP
- * region); the recurrent step is our fused kernel (nn_rnn_set_fused), bit-identical for any thread count.
+ * Work: the input projection of all steps is one matrix product before the time loop; each step is
+ * one product for the recurrent part with the cell applied to it; backward reuses the gate activations
+ * saved by forward and accumulates the weight gradients with one product over all steps after the loop.
+ * By default (nn_rnn_set_fused) the projection and each step run on our register tiles in one OpenMP
+ * team, the step fused with the cell; the products after the backward loop go through OpenBLAS (never
+ * inside an OpenMP region). What our kernels compute is bit-identical for any thread count; what goes
+ * through OpenBLAS agrees to float rounding.
  */
 #ifndef NEURON_RNN_H
 #define NEURON_RNN_H
@@ -106,10 +107,11 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
                      const float *dc_n, const float *x, const nn_rnn_weights *w, const float *saved,
                      float *workspace, const nn_rnn_params *p);
 
-/* Selects how each step's recurrent product is computed: 1 (the default) our fused step kernel, which
- * keeps each thread's block of W_hh in cache and applies the cell to the product's register tiles; 0
- * an OpenBLAS GEMM per step followed by a pointwise pass (the reset-before GRU, whose step needs two
- * dependent products, always takes this path). For tests and benchmarks; results agree to rounding. */
+/* Selects how the forward projection and each step's recurrent product are computed: 1 (the default)
+ * our fused kernels, which keep each thread's block of W_hh in cache and apply the cell to the product's
+ * register tiles; 0 OpenBLAS GEMMs (one per step) each followed by a pointwise pass over the rows (the
+ * reset-before GRU, whose step needs two dependent products, always takes this path). For tests and
+ * benchmarks; the results agree to float rounding. */
 void nn_rnn_set_fused(int on);
 
 /* Plain per-step, per-element loops in double with libm's exp and tanh: the references the tests

@@ -170,6 +170,7 @@ static void test_against_reference(void) {
         check_against_ref(cell, 3, 0, 4, 5, 0, NULL, 5, 1, "empty batch");
         check_against_ref(cell, 3, 2, 0, 5, 1, NULL, 5, 1, "no input features");
         check_against_ref(cell, 9, 40, 20, 33, 0, NULL, 33, 1, "parallel rows");
+        check_against_ref(cell, 3, 5, 600, 7, 1, NULL, 7, 1, "input wider than a K chunk");
     }
 }
 

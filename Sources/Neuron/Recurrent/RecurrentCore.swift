@@ -174,7 +174,11 @@ final class RecurrentStack {
         let workspace = try Sizes.workspace(maxWorkspace(T: T, N: N), op: name)
         var input = batchFirst ? swapFirstAxes(x) : x
         for l in 0..<L {
-            let out = Tensor(uninitializedShape: [T, N, dirs * H])
+            // The top layer writes straight into the result unless its directions are summed or the
+            // caller wants batch-first.
+            let direct = l == L - 1 && !batchFirst && !(bidirectional && merge == .sum)
+            let out = direct ? Tensor(shape: [T, N, dirs * H], storage: packed.storage, offset: packed.offset)
+                             : Tensor(uninitializedShape: [T, N, dirs * H])
             var layerSaved: [TensorStorage] = []
             // The kernels get raw pointers: everything they read or write stays alive until they return.
             try withExtendedLifetime((input, out, workspace, packed, values, h0, c0)) {
@@ -194,7 +198,7 @@ final class RecurrentStack {
             layerInputs.append(input)
             saved.append(layerSaved)
             if l == L - 1 {
-                writeOutput(out, into: packed.pointer, T: T, N: N)
+                if !direct { writeOutput(out, into: packed.pointer, T: T, N: N) }
             } else if applyDropout {
                 let seed = Random.using { $0.next() }
                 let dropped = Tensor(uninitializedShape: out.shape), mask = Tensor(uninitializedShape: out.shape)
@@ -222,9 +226,13 @@ final class RecurrentStack {
                       reverse: reverse ? 1 : 0, lengths: nil, ldy: Int32(ldy), accumulate_dx: 0)
     }
 
+    /// Scratch for any layer of the stack (the size depends on each layer's input width).
     private func maxWorkspace(T: Int, N: Int) -> Int {
-        var p = params(T: T, N: N, D: inputSize, reverse: false, ldy: hiddenSize)
-        return nn_rnn_workspace_size(&p)
+        let widths = layerCount > 1 ? [inputSize, directions * hiddenSize] : [inputSize]
+        return widths.map { d in
+            var p = params(T: T, N: N, D: d, reverse: false, ldy: hiddenSize)
+            return nn_rnn_workspace_size(&p)
+        }.max()!
     }
 
     /// The top layer's [T, N, dirs·H] output as the caller sees it: summed across directions if asked,
