@@ -56,7 +56,7 @@ private func train<R>(_ model: LanguageModel<R>, tokens: [Int], length: Int, ste
         let uniform = try model(ids, state: nil).logits
         let mean = try model.meanCrossEntropy(logits: uniform, targets: ids)
         #expect(abs(mean - log(7.0)) < 1e-6)
-        #expect(abs(exp(mean) - 7) < 1e-5)
+        #expect(abs(try model.perplexity(logits: uniform, targets: ids) - 7) < 1e-5)
         #expect(abs(Double(try model.loss(logits: uniform, targets: ids).item()) - 4 * log(7.0)) < 1e-5)
 
         // One-hot input: no embedding, the layer reads V-wide vectors.
