@@ -8,8 +8,8 @@ import Foundation
 /// samples at a few temperatures.
 ///
 /// Text: every fortune (or the whole file) is encoded and followed by `<EOS>`; the stream is cut into
-/// sequences of `sequenceLength` characters (`TokenSequences`), the last 5% of the stream (at most
-/// `validationSequences` sequences) validates. Vocabulary: the characters seen at least 5 times in the
+/// sequences of `sequenceLength` characters (`TokenSequences`), of which a random 5% (at most
+/// `validationSequences`) validate. Vocabulary: the characters seen at least 5 times in the
 /// text (rarer ones read as `<UNK>`).
 public enum CharLMDemo {
     public struct Options: Sendable {
@@ -108,14 +108,13 @@ public enum CharLMDemo {
         guard trainCount >= 1 else {
             throw NeuronError.emptyInput("CharLMDemo: \(tokens.count) characters make \(all.count) sequences of \(length); need at least 2")
         }
+        // Validation sequences are drawn from the whole corpus (its tail is one fortune file, unlike the rest).
         var generator = RandomGenerator(seed: options.seed)
-        var trainRows = Array(0..<trainCount)
-        if let perEpoch = options.sequencesPerEpoch, perEpoch < trainCount {
-            trainRows = Array(shuffledIndices(trainCount, using: &generator).prefix(perEpoch)).sorted()
-        }
+        let order = shuffledIndices(all.count, using: &generator)
+        let validationRows = Array(order.prefix(validationCount)).sorted()
+        let trainRows = Array(order.dropFirst(validationCount).prefix(options.sequencesPerEpoch ?? trainCount)).sorted()
         let trainX = try all.inputs.rows(at: trainRows), trainY = try all.targets.gathering(trainRows)
-        let validationX = try all.inputs.slice(trainCount..<all.count)
-        let validationY = try all.targets.gathering(Array(trainCount..<all.count))
+        let validationX = try all.inputs.rows(at: validationRows), validationY = try all.targets.gathering(validationRows)
         log("vocabulary: \(vocabulary.count) characters (\(vocabulary.count - 2) seen at least 5 times, <EOS>, <UNK>); "
             + "\(tokens.count) characters in \(all.count) sequences of \(length): \(trainRows.count) train per epoch, \(validationCount) validation")
 
