@@ -22,7 +22,7 @@ UBSAN_FLAGS := -O1 -g -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-f
 CTESTS_UBSAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-ubsan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo test swift-test ctest ctest-asan ctest-ubsan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
+.PHONY: deps build demo train-co2 test swift-test ctest ctest-asan ctest-ubsan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -37,6 +37,10 @@ build: deps
 
 demo: build
 	.build/release/neuron demo
+
+# The CO2 forecast trained to convergence (make test runs a two-epoch version).
+train-co2: build
+	.build/release/neuron co2
 
 # Tests run on optimised code (release with testability) so the training tests stay fast.
 test: deps ctest isa-check swift-test consumer fuzz-slice

@@ -7,7 +7,7 @@ struct NeuronCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron",
         abstract: "Neuron: deep learning for Swift with C kernels.",
-        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Detect.self, Info.self]
+        subcommands: [Demo.self, Spirals.self, Shapes.self, Faces.self, Style.self, Detect.self, CharLM.self, CO2.self, Info.self]
     )
 }
 
@@ -55,6 +55,18 @@ extension NeuronCommand {
             guard detection.meanAveragePrecision50 >= 0.8 else {
                 throw ValidationError("detection reached only \(detection.meanAveragePrecision50) mAP@0.5 (target 0.8)")
             }
+            print("\n== Demo 6: character-level LSTM language model on fortunes (2 epochs, then resumed for a third) ==")
+            var options = CharLMDemo.Options.quick
+            options.epochs = 2
+            options.temperatures = []
+            let first = try CharLMDemo.run(options)
+            options = CharLMDemo.Options.quick
+            options.resume = true
+            let resumed = try CharLMDemo.run(options)
+            let bits = first.bitsPerCharacter + resumed.bitsPerCharacter.dropFirst(resumed.startEpoch)
+            guard resumed.startEpoch == 2, let start = bits.first, let end = bits.last, end < start else {
+                throw ValidationError("char-LM validation bits per character did not fall: \(bits)")
+            }
         }
     }
 
@@ -84,6 +96,65 @@ extension NeuronCommand {
             common.apply()
             _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
                                    modelURL: output.map { URL(fileURLWithPath: $0) })
+        }
+    }
+
+    struct CharLM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "charlm",
+            abstract: "Train a character-level LSTM language model on the fortunes corpus (or --text FILE), checkpoint it, sample from it.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "A UTF-8 text file to learn (default: /usr/share/games/fortunes, else the excerpt shipped with Neuron).") var text: String?
+        @Option(help: "Epochs (with --resume: the epoch to reach).") var epochs = 10
+        @Option(help: "Training sequences per epoch (default: all).") var sequencesPerEpoch: Int?
+        @Option(help: "Characters per training sequence.") var sequenceLength = 100
+        @Option(help: "Sequences per batch.") var batchSize = 32
+        @Option(help: "LSTM hidden size.") var hidden = 256
+        @Option(help: "Stacked LSTM layers.") var layers = 2
+        @Option(help: "Adam learning rate.") var learningRate: Float = 2e-3
+        @Option(help: "Checkpoint file (safetensors; the vocabulary goes beside it as .vocab.json).") var checkpoint: String?
+        @Flag(help: "Continue from the checkpoint.") var resume = false
+        @Option(help: "Comma-separated sampling temperatures.") var temperatures = "0.5,0.8,1.0"
+        @Option(help: "Characters per sample.") var sampleLength = 300
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+
+        func run() throws {
+            common.apply()
+            var options = CharLMDemo.Options()
+            options.textURL = text.map { URL(fileURLWithPath: $0) }
+            options.epochs = epochs
+            options.sequencesPerEpoch = sequencesPerEpoch
+            options.sequenceLength = sequenceLength
+            options.batchSize = batchSize
+            options.hidden = hidden
+            options.layers = layers
+            options.learningRate = learningRate
+            if let checkpoint { options.checkpointURL = URL(fileURLWithPath: checkpoint) }
+            options.resume = resume
+            options.temperatures = try temperatures.split(separator: ",").map {
+                guard let t = Float($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("not a temperature: \($0)") }
+                return t
+            }
+            options.sampleLength = sampleLength
+            options.seed = seed
+            _ = try CharLMDemo.run(options)
+        }
+    }
+
+    struct CO2: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "co2",
+            abstract: "Forecast next week's CO2 at Mauna Loa from the last 60 weeks with stacked LSTMs; compare with the naive forecast.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Maximum epochs (early stopping with patience 5).") var epochs = 40
+        @Option(help: "Random seed.") var seed: UInt64 = 42
+
+        func run() throws {
+            common.apply()
+            let result = try CO2Demo.run(epochs: epochs, seed: seed)
+            guard result.testRMSE < result.naiveRMSE else {
+                throw ValidationError("the model's RMSE \(result.testRMSE) did not beat the naive forecast's \(result.naiveRMSE)")
+            }
         }
     }
 

@@ -14,25 +14,24 @@ public enum Datasets {
     /// The URL of a file in the shipped data folder.
     /// - Throws: `NeuronError.io` when it cannot be found.
     public static func resource(_ name: String) throws -> URL {
-        for directory in dataDirectories {
-            let url = directory.appendingPathComponent(name)
-            if FileManager.default.isReadableFile(atPath: url.path) { return url }
+        guard let url = bundledResource("data/" + name) else {
+            throw NeuronError.io("cannot find Neuron's data file \(name) in the resource bundle or the source tree")
         }
-        throw NeuronError.io("cannot find Neuron's data file \(name) (looked in \(dataDirectories.map(\.path)))")
+        return url
     }
+}
 
-    /// Where the data may be: SwiftPM's resource bundle beside the executable (an installed `neuron`, or
-    /// the build folder), else the source tree this file was compiled from (tests, whose main bundle is
-    /// the test runner). SwiftPM's generated `Bundle.module` would trap when the bundle is missing; this
-    /// search throws instead.
-    private static var dataDirectories: [URL] {
-        let bundle = "Neuron_Neuron.resources/Resources/data"
-        var candidates = [Bundle.main.bundleURL.appendingPathComponent(bundle)]
-        if let executable = Bundle.main.executableURL {
-            candidates.append(executable.deletingLastPathComponent().appendingPathComponent(bundle))
-        }
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Resources/data"))
-        return candidates
+/// The file at `path` inside `Sources/Neuron/Resources` (`data/co2_mauna_loa_weekly.csv`, `chelsea.png`):
+/// from SwiftPM's resource bundle beside the executable (an installed `neuron`, or the build folder), else
+/// from the source tree this file was compiled from (tests, whose main bundle is the test runner); nil when
+/// neither holds it. SwiftPM's generated `Bundle.module` would trap when the bundle is missing.
+func bundledResource(_ path: String) -> URL? {
+    let inBundle = "Neuron_Neuron.resources/Resources/" + path
+    var candidates = [Bundle.main.bundleURL.appendingPathComponent(inBundle)]
+    if let executable = Bundle.main.executableURL {
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent(inBundle))
     }
+    candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Resources/" + path))
+    return candidates.first { FileManager.default.isReadableFile(atPath: $0.path) }
 }

@@ -18,12 +18,7 @@ public enum StyleDemo {
     /// resource bundle beside the executable, or from the source tree.
     /// - Throws: `NeuronError.io` when neither holds it.
     public static func bundledImage(_ name: String) throws -> URL {
-        let candidates = [
-            Bundle.main.bundleURL.appendingPathComponent("Neuron_Neuron.resources/Resources/\(name)"),
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent("Resources/\(name)"),
-        ]
-        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+        guard let found = bundledResource(name) else {
             throw NeuronError.io("the demo image \(name) is neither in the resource bundle nor in the source tree; pass --content and --style")
         }
         return found

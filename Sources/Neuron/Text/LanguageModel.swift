@@ -91,6 +91,12 @@ public final class LanguageModel<Recurrent: RecurrentModule & RecurrentLayer>: M
         return Double(try noGrad { try crossEntropy(try logits.reshaped([-1, vocabularySize]), labels: targets.ints) }.item())
     }
 
+    /// The perplexity of `logits` against `targets`: exp of the mean cross-entropy per token (the number of
+    /// equally likely tokens the model is as unsure as; the vocabulary size for uniform predictions).
+    public func perplexity(logits: Tensor, targets: IntTensor) throws -> Double {
+        Foundation.exp(try meanCrossEntropy(logits: logits, targets: targets))
+    }
+
     /// The number of time steps, after checking `targets` against `logits`.
     private func checkTargets(logits: Tensor, targets: IntTensor) throws -> Int {
         guard targets.shape.count == 2, logits.shape == targets.shape + [vocabularySize] else {
