@@ -45,8 +45,11 @@ train-co2: build
 # Tests run on optimised code (release with testability) so the training tests stay fast.
 test: deps ctest isa-check swift-test consumer fuzz-slice
 
+# One build of everything (tests, tools, demos) with the flags the tests need, so the fuzz slice and the
+# demos after it reuse it instead of compiling the library again.
 swift-test: deps
-	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing
+	swift build $(SWIFT_FLAGS) -Xswiftc -enable-testing --build-tests
+	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing --skip-build
 
 # The kernels are compiled once into objects that every C test links.
 build/obj/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
