@@ -42,8 +42,10 @@ demo: build
 train-co2: build
 	.build/release/neuron co2
 
-# Tests run on optimised code (release with testability) so the training tests stay fast.
-test: deps ctest isa-check swift-test consumer fuzz-slice
+# Tests run on optimised code (release with testability) so the training tests stay fast; the C kernel
+# suite also runs under AddressSanitizer (with leak checks) and UndefinedBehaviorSanitizer, the short
+# slice of `make fuzz` that fits CI's budget.
+test: deps ctest ctest-asan ctest-ubsan isa-check swift-test consumer fuzz-slice
 
 # One build of everything (tests, tools, demos) with the flags the tests need, so the fuzz slice and the
 # demos after it reuse it instead of compiling the library again.
