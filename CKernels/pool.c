@@ -1,4 +1,4 @@
-/* Pooling over the spatial axes of NCHW tensors: max, average and adaptive average, forward and backward
+/* Pooling over the spatial axes of NCHW tensors: max, average, adaptive average and adaptive max, forward and backward
  * (semantics in include/pool.h). Forward passes split output rows across threads. Backward passes split
  * whole (n, c) planes instead: overlapping windows scatter into the same input elements, and a plane owned
  * by one thread needs neither atomics nor a reduction, so dx is the same for any thread count.
@@ -119,13 +119,15 @@ static inline long avg_divisor(window wh, window ww, int count_include_pad) {
 /* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
 void nn_max_pool2d_forward(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
     assert(y && x && params_ok(p));
-    NN_DISPATCH(max_forward)(y, indices, x, p);
+    axis ah = rows_of(p), aw = cols_of(p);
+    NN_DISPATCH(max_forward)(y, indices, x, (long)p->n * p->c, ah, aw, pool_work(p, ah.out, aw.out));
 }
 
 /* dx (N, C, H, W); dy, indices (N, C, OH, OW). */
 void nn_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
     assert(dx && dy && indices && params_ok(p));
-    NN_DISPATCH(max_backward)(dx, dy, indices, p);
+    NN_DISPATCH(max_backward)(dx, dy, indices, (long)p->n * p->c, (long)p->h * p->w,
+                              (long)nn_pool2d_out_h(p) * nn_pool2d_out_w(p));
 }
 
 /* y (N, C, OH, OW); x (N, C, H, W). */
@@ -203,13 +205,48 @@ void nn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int n, int c, i
     NN_DISPATCH(avg_backward)(dx, dy, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), 1, (long)n * c * per_plane);
 }
 
+/* y, indices (N, C, OH, OW); x (N, C, H, W). indices may be null. */
+void nn_adaptive_max_pool2d_forward(float *y, int64_t *indices, const float *x, int n, int c, int h, int w, int oh, int ow) {
+    assert(y && x && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    long per_plane = (long)h * w > (long)oh * ow ? (long)h * w : (long)oh * ow;
+    NN_DISPATCH(max_forward)(y, indices, x, (long)n * c, adaptive_axis(h, oh), adaptive_axis(w, ow), (double)n * c * per_plane);
+}
+
+/* dx (N, C, H, W); dy, indices (N, C, OH, OW). */
+void nn_adaptive_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, int n, int c, int h, int w,
+                                     int oh, int ow) {
+    assert(dx && dy && indices && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    NN_DISPATCH(max_backward)(dx, dy, indices, (long)n * c, (long)h * w, (long)oh * ow);
+}
+
+/* y, indices (N, C, OH, OW); x (N, C, H, W): every window scanned tap by tap from its bounds. */
+void nn_adaptive_max_pool2d_forward_ref(float *y, int64_t *indices, const float *x, int n, int c, int h, int w,
+                                        int oh, int ow) {
+    assert(y && x && n >= 0 && c >= 0 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    for (long pl = 0; pl < (long)n * c; pl++)
+        for (long i = 0; i < oh; i++)
+            for (long j = 0; j < ow; j++) {
+                long h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh;
+                long w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+                float best = -INFINITY;
+                long best_at = h0 * w + w0;
+                for (long a = h0; a < h1; a++)
+                    for (long b = w0; b < w1; b++) {
+                        float v = x[(pl * h + a) * w + b];
+                        if (v > best || isnan(v)) { best = v; best_at = a * w + b; }
+                    }
+                long o = (pl * oh + i) * ow + j;
+                y[o] = best;
+                if (indices) indices[o] = best_at;
+            }
+}
+
 #else /* ---- per instruction level (levels.h compiles this part once per level) ---- */
 
-/* Output row r (an index over N*C*OH) of y, indices from x. */
-static void NN_L(max_row)(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p, axis ah, axis aw,
-                          long r) {
-    const long w = p->w;
-    const float *plane = x + (r / ah.out) * p->h * w;
+/* Output row r (an index over planes*OH) of y, indices from x. */
+static void NN_L(max_row)(float *y, int64_t *indices, const float *x, axis ah, axis aw, long r) {
+    const long w = aw.in;
+    const float *plane = x + (r / ah.out) * ah.in * w;
     window wh = axis_window(ah, r % ah.out);
     for (long j = 0; j < aw.out; j++) {
         window ww = axis_window(aw, j);
@@ -226,11 +263,13 @@ static void NN_L(max_row)(float *y, int64_t *indices, const float *x, const nn_p
     }
 }
 
-static void NN_L(max_forward)(float *y, int64_t *indices, const float *x, const nn_pool2d_params *p) {
-    axis ah = rows_of(p), aw = cols_of(p);
-    long rows = (long)p->n * p->c * ah.out;
-    NN_PARALLEL_FOR_IF(pool_work(p, ah.out, aw.out) >= NN_PARALLEL_MIN)
-    for (long r = 0; r < rows; r++) NN_L(max_row)(y, indices, x, p, ah, aw, r);
+/* The one max-pooling forward, strided or adaptive: y, indices (planes, OH, OW); x (planes, H, W).
+ * work (taps in all) only decides whether to fork a team. */
+static void NN_L(max_forward)(float *y, int64_t *indices, const float *x, long planes, axis ah, axis aw, double work) {
+    (void)work; /* read by the OpenMP pragma alone */
+    long rows = planes * ah.out;
+    NN_PARALLEL_FOR_IF(work >= NN_PARALLEL_MIN)
+    for (long r = 0; r < rows; r++) NN_L(max_row)(y, indices, x, ah, aw, r);
 }
 
 /* One plane: g (H*W) = the sum of d (OH*OW) at the positions `at` recorded. */
@@ -242,9 +281,8 @@ static void NN_L(max_backward_plane)(float *g, const float *d, const int64_t *at
     }
 }
 
-static void NN_L(max_backward)(float *dx, const float *dy, const int64_t *indices, const nn_pool2d_params *p) {
-    long hw = (long)p->h * p->w, ohw = (long)nn_pool2d_out_h(p) * nn_pool2d_out_w(p);
-    long planes = (long)p->n * p->c;
+/* The one max-pooling backward: dx (planes, H*W) written; dy, indices (planes, OH*OW). */
+static void NN_L(max_backward)(float *dx, const float *dy, const int64_t *indices, long planes, long hw, long ohw) {
     NN_PARALLEL_FOR_IF(planes > 1 && planes * (hw + ohw) >= NN_PARALLEL_MIN)
     for (long pl = 0; pl < planes; pl++)
         NN_L(max_backward_plane)(dx + pl * hw, dy + pl * ohw, indices + pl * ohw, hw, ohw);

@@ -1,4 +1,4 @@
-/* pool kernels: max, average and adaptive average pooling over the spatial axes of NCHW float32
+/* pool kernels: max, average, adaptive average and adaptive max pooling over the spatial axes of NCHW float32
  * tensors, PyTorch's F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d.
  *
  * Shapes, for every strided function below:
@@ -70,6 +70,16 @@ void nn_avg_pool2d_backward_ref(float *dx, const float *dy, const nn_pool2d_para
  * Backward WRITES dx (N, C, H, W) from dy (N, C, OH, OW). */
 void nn_adaptive_avg_pool2d_forward(float *y, const float *x, int n, int c, int h, int w, int oh, int ow);
 void nn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int n, int c, int h, int w, int oh, int ow);
+
+/* Adaptive max pooling, x (N, C, H, W) -> y (N, C, OH, OW) over the windows of adaptive average pooling
+ * (PyTorch's F.adaptive_max_pool2d); indices (N, C, OH, OW) the flat in-plane position of each maximum
+ * (null when backward will not run), ties and NaN as in max pooling. Backward WRITES dx (N, C, H, W):
+ * zero except dy scattered through the indices. The _ref loop scans each window from its bounds. */
+void nn_adaptive_max_pool2d_forward(float *y, int64_t *indices, const float *x, int n, int c, int h, int w, int oh, int ow);
+void nn_adaptive_max_pool2d_backward(float *dx, const float *dy, const int64_t *indices, int n, int c, int h, int w,
+                                     int oh, int ow);
+void nn_adaptive_max_pool2d_forward_ref(float *y, int64_t *indices, const float *x, int n, int c, int h, int w,
+                                        int oh, int ow);
 
 #ifdef __cplusplus
 }

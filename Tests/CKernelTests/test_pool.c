@@ -159,6 +159,22 @@ static void test_adaptive_known(void) {
     CHECK(uy[0] == 2 && uy[1] == 3 && uy[2] == 4);
 }
 
+static void test_adaptive_max_known(void) {
+    /* 5 -> 3 rows: windows [0, 2), [1, 4), [3, 5); 7 sits in two windows and collects both gradients. */
+    float r[5] = {1, 7, 3, 2, 5}, ry[3], rdy[3] = {1, 10, 100}, rdx[5];
+    int64_t ri[3];
+    nn_adaptive_max_pool2d_forward(ry, ri, r, 1, 1, 5, 1, 3, 1);
+    CHECK(ry[0] == 7 && ry[1] == 7 && ry[2] == 5);
+    CHECK(ri[0] == 1 && ri[1] == 1 && ri[2] == 4);
+    nn_adaptive_max_pool2d_backward(rdx, rdy, ri, 1, 1, 5, 1, 3, 1);
+    CHECK(rdx[0] == 0 && rdx[1] == 11 && rdx[2] == 0 && rdx[3] == 0 && rdx[4] == 100);
+    /* Global max over 2x3 with a tie (the first wins) and NaN (propagates) in the second plane. */
+    float g[12] = {1, 4, 2, 4, 0, 3, 1, NAN, 2, 9, 0, 3}, gy[2];
+    int64_t gi[2];
+    nn_adaptive_max_pool2d_forward(gy, gi, g, 1, 2, 2, 3, 1, 1);
+    CHECK(gy[0] == 4 && gi[0] == 1 && isnan(gy[1]) && gi[1] == 1);
+}
+
 /* Geometries the reference comparisons and gradient checks sweep. */
 static const nn_pool2d_params sweep[] = {
     {2, 3, 6, 6, 2, 2, 2, 2, 0, 0, 0, 1},
@@ -196,12 +212,22 @@ static void test_against_ref(void) {
         nn_max_pool2d_forward(y, idx, x, p);
         nn_max_pool2d_forward_ref(yr, idxr, x, p);
         CHECK(memcmp(idx, idxr, no * sizeof(int64_t)) == 0);
+        /* Adaptive max to sizes below, equal to and above the input, ties included. */
+        int sizes[3][2] = {{2, 3}, {p->h, p->w}, {p->h + 2, p->w + 1}};
+        for (int t = 0; t < 3; t++) {
+            size_t na = (size_t)p->n * p->c * sizes[t][0] * sizes[t][1];
+            nn_adaptive_max_pool2d_forward(y, idx, x, p->n, p->c, p->h, p->w, sizes[t][0], sizes[t][1]);
+            nn_adaptive_max_pool2d_forward_ref(yr, idxr, x, p->n, p->c, p->h, p->w, sizes[t][0], sizes[t][1]);
+            ctest_equal_bits("adaptive max forward vs ref", y, yr, na);
+            CHECK(memcmp(idx, idxr, na * sizeof(int64_t)) == 0);
+        }
     }
 }
 
-/* L = sum(y * R) for the pooling selected by `kind`: 0 max, 1 avg, 2 adaptive to 2x3. */
+/* L = sum(y * R) for the pooling selected by `kind`: 0 max, 1 avg, 2 adaptive avg to 2x3, 3 adaptive max to 2x3. */
 static double pool_loss(int kind, const nn_pool2d_params *p, const float *x, const float *r, float *y) {
-    size_t no = kind == 2 ? (size_t)p->n * p->c * 6 : out_count(p);
+    size_t no = kind >= 2 ? (size_t)p->n * p->c * 6 : out_count(p);
+    if (kind == 3) nn_adaptive_max_pool2d_forward(y, NULL, x, p->n, p->c, p->h, p->w, 2, 3);
     if (kind == 0) nn_max_pool2d_forward(y, NULL, x, p);
     if (kind == 1) nn_avg_pool2d_forward(y, x, p);
     if (kind == 2) nn_adaptive_avg_pool2d_forward(y, x, p->n, p->c, p->h, p->w, 2, 3);
@@ -217,7 +243,7 @@ static void test_gradients(void) {
     for (size_t k = 0; k < sizeof sweep / sizeof sweep[0]; k++) {
         const nn_pool2d_params *p = &sweep[k];
         size_t ni = in_count(p);
-        for (int kind = 0; kind < 3; kind++) {
+        for (int kind = 0; kind < 4; kind++) {
             /* A shuffled ramp (37 is prime to every size here) with gaps of 0.02 keeps each maximum
              * five steps of h away from a tie. */
             for (size_t i = 0; i < ni; i++) x[i] = 0.02f * (float)((i * 37 + k) % ni) - 0.01f * (float)ni;
@@ -227,8 +253,11 @@ static void test_gradients(void) {
                 nn_max_pool2d_backward(dx, r, idx, p);
             } else if (kind == 1) {
                 nn_avg_pool2d_backward(dx, r, p);
-            } else {
+            } else if (kind == 2) {
                 nn_adaptive_avg_pool2d_backward(dx, r, p->n, p->c, p->h, p->w, 2, 3);
+            } else {
+                nn_adaptive_max_pool2d_forward(y, idx, x, p->n, p->c, p->h, p->w, 2, 3);
+                nn_adaptive_max_pool2d_backward(dx, r, idx, p->n, p->c, p->h, p->w, 2, 3);
             }
             for (size_t i = 0; i < ni; i++) {
                 float keep = x[i], h = 4e-3f;
@@ -239,7 +268,7 @@ static void test_gradients(void) {
                 x[i] = keep;
                 num[i] = (float)((lp - lm) / (2.0 * h));
             }
-            const char *what[3] = {"max_pool grad", "avg_pool grad", "adaptive_avg_pool grad"};
+            const char *what[4] = {"max_pool grad", "avg_pool grad", "adaptive_avg_pool grad", "adaptive_max_pool grad"};
             ctest_close(what[kind], dx, num, ni, 2e-3f, 2e-3f);
         }
     }
@@ -250,13 +279,15 @@ static void test_threads(void) {
     nn_pool2d_params p = geom(4, 8, 37, 41, 3, 2, 1, 1, 0);
     size_t ni = in_count(&p), no = out_count(&p);
     float *x = malloc(ni * 4), *dy = malloc(no * 4), *y[2], *ya[2], *dxm[2], *dxa[2], *yg[2], *dxg[2], *yad[2];
-    int64_t *idx[2];
+    int64_t *idx[2], *idxam[2];
+    float *yam[2], *dxam[2];
     ctest_fill(x, ni, -1, 1);
     ctest_fill(dy, no, -1, 1);
     for (int t = 0; t < 2; t++) {
         y[t] = malloc(no * 4); ya[t] = malloc(no * 4); idx[t] = malloc(no * 8);
         dxm[t] = malloc(ni * 4); dxa[t] = malloc(ni * 4); dxg[t] = malloc(ni * 4);
         yg[t] = malloc(32 * 4); yad[t] = malloc(32 * 49 * 4);
+        yam[t] = malloc(32 * 49 * 4); idxam[t] = malloc(32 * 49 * 8); dxam[t] = malloc(ni * 4);
         nn_set_num_threads(t + 1);
         nn_max_pool2d_forward(y[t], idx[t], x, &p);
         nn_max_pool2d_backward(dxm[t], dy, idx[t], &p);
@@ -265,6 +296,8 @@ static void test_threads(void) {
         nn_adaptive_avg_pool2d_forward(yg[t], x, 4, 8, 37, 41, 1, 1);
         nn_adaptive_avg_pool2d_forward(yad[t], x, 4, 8, 37, 41, 7, 7);
         nn_adaptive_avg_pool2d_backward(dxg[t], dy, 4, 8, 37, 41, 7, 7);
+        nn_adaptive_max_pool2d_forward(yam[t], idxam[t], x, 4, 8, 37, 41, 7, 7);
+        nn_adaptive_max_pool2d_backward(dxam[t], dy, idxam[t], 4, 8, 37, 41, 7, 7);
     }
     nn_set_num_threads(0);
     ctest_equal_bits("max_pool forward threads", y[0], y[1], no);
@@ -275,6 +308,9 @@ static void test_threads(void) {
     ctest_equal_bits("global avg threads", yg[0], yg[1], 32);
     ctest_equal_bits("adaptive avg threads", yad[0], yad[1], 32 * 49);
     ctest_equal_bits("adaptive avg backward threads", dxg[0], dxg[1], ni);
+    ctest_equal_bits("adaptive max threads", yam[0], yam[1], 32 * 49);
+    CHECK(memcmp(idxam[0], idxam[1], 32 * 49 * 8) == 0);
+    ctest_equal_bits("adaptive max backward threads", dxam[0], dxam[1], ni);
     /* The global average against a plain double sum. */
     float want[32];
     for (int pl = 0; pl < 32; pl++) {
@@ -286,6 +322,7 @@ static void test_threads(void) {
     free(x); free(dy);
     for (int t = 0; t < 2; t++) {
         free(y[t]); free(ya[t]); free(idx[t]); free(dxm[t]); free(dxa[t]); free(dxg[t]); free(yg[t]); free(yad[t]);
+        free(yam[t]); free(idxam[t]); free(dxam[t]);
     }
 }
 
@@ -294,6 +331,7 @@ static void suite(void) {
     test_max_known();
     test_avg_known();
     test_adaptive_known();
+    test_adaptive_max_known();
     test_against_ref();
     test_gradients();
     test_threads();
