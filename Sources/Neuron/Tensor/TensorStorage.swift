@@ -6,6 +6,11 @@ import Synchronization
 /// Freed buffers go back to a small size-keyed cache, so a training loop that allocates the same
 /// activation shapes every step reuses memory instead of paging fresh buffers in (PyTorch's CPU
 /// allocator relies on the C allocator for the same; large `malloc`s here would be fresh `mmap`s).
+///
+/// `@unchecked Sendable` because the elements behind `pointer` are written only by the value that
+/// holds the one reference (a freshly allocated output, or after `Tensor.makeUnique()` copied a shared
+/// buffer): once a second `Tensor` or `SendableTensor` references a buffer, nobody writes it again. The
+/// reference count is atomic, so that check is sound across threads, as for `Array`'s buffer.
 final class TensorStorage: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
