@@ -48,8 +48,9 @@ extension SyntheticData {
 /// distinct labels (rounded, at least one, leaving at least one) go to the test set, drawn from `generator`.
 /// Both index lists are ascending.
 /// - Throws: `NeuronError.invalidArgument` for fewer than two identities or `testFraction` outside (0, 1).
-public func splitByIdentity(labels: [Int], testFraction: Double,
+public func splitByIdentity(labels: some IntegerLabels, testFraction: Double,
                             generator: inout RandomGenerator) throws -> (train: [Int], test: [Int]) {
+    let labels = try labels.labelValues(op: "splitByIdentity")
     let identities = Array(Set(labels)).sorted()
     guard identities.count >= 2 else {
         throw NeuronError.invalidArgument("splitByIdentity needs at least 2 identities, got \(identities.count)")

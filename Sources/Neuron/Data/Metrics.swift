@@ -2,7 +2,8 @@ import Foundation
 
 /// The fraction of `predictions` equal to `labels` (scikit-learn's `accuracy_score`).
 /// - Throws: `NeuronError.shapeMismatch` for different lengths, `.emptyInput` for none.
-public func accuracy(predictions: [Int], labels: [Int]) throws -> Double {
+public func accuracy(predictions: some IntegerLabels, labels: some IntegerLabels) throws -> Double {
+    let predictions = try predictions.labelValues(op: "accuracy"), labels = try labels.labelValues(op: "accuracy")
     try checkPairs(predictions, labels, op: "accuracy")
     return Double(zip(predictions, labels).count(where: { $0.0 == $0.1 })) / Double(labels.count)
 }
@@ -21,7 +22,8 @@ public struct ConfusionMatrix: CustomStringConvertible, Equatable, Sendable {
 
     /// - Throws: `NeuronError.shapeMismatch` for different lengths, `.emptyInput` for none,
     ///   `.invalidArgument` for `classes` < 1 or a label or prediction outside 0..<classes.
-    public init(predictions: [Int], labels: [Int], classes: Int) throws {
+    public init(predictions: some IntegerLabels, labels: some IntegerLabels, classes: Int) throws {
+        let predictions = try predictions.labelValues(op: "ConfusionMatrix"), labels = try labels.labelValues(op: "ConfusionMatrix")
         try checkPairs(predictions, labels, op: "ConfusionMatrix")
         guard classes >= 1 else { throw NeuronError.invalidArgument("ConfusionMatrix: classes must be at least 1, got \(classes)") }
         for (name, values) in [("label", labels), ("prediction", predictions)] {

@@ -52,7 +52,8 @@ public func bootstrapSample(count: Int, generator: inout RandomGenerator) throws
 /// Gather the balanced data with `x.rows(at:)` and shuffle it (a shuffling `DataLoader`), since the
 /// duplicates come last.
 /// - Throws: `NeuronError.emptyInput` for no labels.
-public func oversample(labels: [Int], generator: inout RandomGenerator) throws -> [Int] {
+public func oversample(labels: some IntegerLabels, generator: inout RandomGenerator) throws -> [Int] {
+    let labels = try labels.labelValues(op: "oversample")
     let classes = try indicesByClass(labels, op: "oversample")
     let majority = classes.map(\.indices.count).max()!
     var result = Array(labels.indices)
@@ -66,7 +67,8 @@ public func oversample(labels: [Int], generator: inout RandomGenerator) throws -
 /// `RandomUnderSampler`): from every class a random subset, without replacement, of the size of the
 /// smallest class. The kept indices are returned in ascending order.
 /// - Throws: `NeuronError.emptyInput` for no labels.
-public func undersample(labels: [Int], generator: inout RandomGenerator) throws -> [Int] {
+public func undersample(labels: some IntegerLabels, generator: inout RandomGenerator) throws -> [Int] {
+    let labels = try labels.labelValues(op: "undersample")
     let classes = try indicesByClass(labels, op: "undersample")
     let minority = classes.map(\.indices.count).min()!
     var kept = [Int]()

@@ -91,7 +91,8 @@ public func binaryCrossEntropyWithLogits(_ logits: Tensor, _ target: Tensor, red
 /// `.none` gives them a loss of 0.
 /// - Throws: `NeuronError.invalidArgument` for a label out of range that is not `ignoreIndex`;
 ///   `.emptyInput` for a mean over a batch whose every row is ignored (PyTorch returns NaN).
-public func crossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int? = nil, reduction: Reduction = .mean) throws -> Tensor {
+public func crossEntropy(_ logits: Tensor, labels: some IntegerLabels, ignoreIndex: Int? = nil, reduction: Reduction = .mean) throws -> Tensor {
+    let labels = try labels.labelValues(op: "cross_entropy")
     guard logits.rank == 2, labels.count == logits.shape[0] else {
         throw NeuronError.shapeMismatch("cross_entropy: logits \(shapeString(logits.shape)) and \(labels.count) labels (expects [N, C] and N labels)")
     }
@@ -114,6 +115,29 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int? = ni
     case .none: return perRow
     case .sum: return perRow.sum()
     case .mean: return perRow.sum() * (1 / count)
+    }
+}
+
+/// The negative log-likelihood of class indices [N] under log-probabilities [N, C] (PyTorch's
+/// `F.nll_loss`): −logProbabilities[i, labels[i]], reduced as asked; after `logSoftmax(axis: 1)` it
+/// equals `crossEntropy` of the logits.
+/// - Throws: `NeuronError.shapeMismatch` unless the input is [N, C] with N labels;
+///   `.invalidArgument` for a label outside 0..<C; `.emptyInput` for a mean over no rows.
+public func nllLoss(_ logProbabilities: Tensor, labels: some IntegerLabels, reduction: Reduction = .mean) throws -> Tensor {
+    let labels = try labels.labelValues(op: "nll_loss")
+    guard logProbabilities.rank == 2, labels.count == logProbabilities.shape[0] else {
+        throw NeuronError.shapeMismatch("nll_loss: input \(shapeString(logProbabilities.shape)) and \(labels.count) labels (expects [N, C] and N labels)")
+    }
+    let classes = logProbabilities.shape[1]
+    if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
+        throw NeuronError.invalidArgument("nll_loss: label \(bad) is out of range for \(classes) classes")
+    }
+    if reduction == .mean && labels.isEmpty { throw NeuronError.emptyInput("nll_loss: mean over an empty batch") }
+    let picked = try (logProbabilities * oneHot(labels, classes: classes)).sum(axis: 1)
+    switch reduction {
+    case .none: return picked * -1
+    case .sum: return picked.sum() * -1
+    case .mean: return picked.sum() * (-1 / Float(labels.count))
     }
 }
 

@@ -89,7 +89,8 @@ public struct Triplet: Equatable, Hashable, Sendable {
 /// (for `.all`, only those with max(d_ap − d_an + margin, 0) > 0). Ties go to the lowest index.
 /// - Throws: `NeuronError.shapeMismatch` when the distances are not `[N, N]` for N labels;
 ///   `NeuronError.invalidArgument` for a negative margin.
-public func mineTriplets(distances: Tensor, labels: [Int], margin: Float, mining: TripletMining) throws -> [Triplet] {
+public func mineTriplets(distances: Tensor, labels: some IntegerLabels, margin: Float, mining: TripletMining) throws -> [Triplet] {
+    let labels = try labels.labelValues(op: "mineTriplets")
     let n = labels.count
     guard distances.shape == [n, n] else {
         throw NeuronError.shapeMismatch("mineTriplets: distances \(shapeString(distances.shape)) for \(n) labels (expects [\(n), \(n)])")
@@ -130,7 +131,8 @@ public func mineTriplets(distances: Tensor, labels: [Int], margin: Float, mining
 /// triplet satisfied) gives 0, still connected to the embeddings so `backward()` works.
 /// - Throws: `NeuronError.shapeMismatch` when embeddings are not `[N, D]` with N labels;
 ///   `NeuronError.invalidArgument` for a negative margin.
-public func tripletLoss(embeddings: Tensor, labels: [Int], margin: Float = 0.2, mining: TripletMining) throws -> Tensor {
+public func tripletLoss(embeddings: Tensor, labels: some IntegerLabels, margin: Float = 0.2, mining: TripletMining) throws -> Tensor {
+    let labels = try labels.labelValues(op: "triplet_loss")
     guard embeddings.rank == 2, embeddings.shape[0] == labels.count else {
         throw NeuronError.shapeMismatch("triplet_loss: embeddings \(shapeString(embeddings.shape)) with \(labels.count) labels (expects [N, D] and N labels)")
     }

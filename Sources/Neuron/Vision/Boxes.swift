@@ -220,8 +220,9 @@ public func nonMaxSuppression<F, U>(_ boxes: Boxes<F, U>, scores: Tensor, iouThr
 /// never suppress each other. The kept indices of all labels come out together in decreasing score order
 /// (equal scores lowest index first); `maxKeep` caps that combined list. Other parameters and errors as in
 /// `nonMaxSuppression`; `labels` holds one integer per box.
-public func batchedNonMaxSuppression<F, U>(_ boxes: Boxes<F, U>, scores: Tensor, labels: [Int], iouThreshold: Double,
+public func batchedNonMaxSuppression<F, U>(_ boxes: Boxes<F, U>, scores: Tensor, labels: some IntegerLabels, iouThreshold: Double,
                                            scoreThreshold: Float? = nil, maxKeep: Int? = nil) throws -> [Int] {
+    let labels = try labels.labelValues(op: "batched NMS")
     guard labels.count == boxes.count else {
         throw NeuronError.shapeMismatch("batched NMS: \(labels.count) labels for \(boxes.count) boxes")
     }

@@ -1,0 +1,21 @@
+/// Class labels or indices as losses, metrics and `oneHot` take them: an `[Int]` or a rank-1
+/// `IntTensor` (what `Safetensors`, `CSVTable` and `DataLoader` give), so integer data read from a
+/// file needs no conversion: `crossEntropy(logits, labels: file.intTensor("y"))`.
+public protocol IntegerLabels {
+    /// The labels as `Int`s.
+    /// - Throws: `NeuronError.shapeMismatch` for an `IntTensor` that is not rank 1, naming `op`.
+    func labelValues(op: String) throws -> [Int]
+}
+
+extension Array: IntegerLabels where Element == Int {
+    public func labelValues(op: String) throws -> [Int] { self }
+}
+
+extension IntTensor: IntegerLabels {
+    public func labelValues(op: String) throws -> [Int] {
+        guard shape.count == 1 else {
+            throw NeuronError.shapeMismatch("\(op): labels must be a rank-1 integer tensor [N], got shape \(shapeString(shape))")
+        }
+        return ints
+    }
+}
