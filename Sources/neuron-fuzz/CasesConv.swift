@@ -287,7 +287,7 @@ func maxPoolCase(_ r: inout FuzzRandom) -> FuzzCase {
             y = try MaxPool2D(kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode)(x)
             indices = nil
         } else {
-            (y, indices) = try Tensor.maxPool2d(x, kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode)
+            (y, indices) = try Tensor.maxPool2d(x, kernel: setup.kernel, stride: setup.stride, padding: setup.padding, ceilMode: setup.ceilMode, returningIndices: true)
         }
         guard let out = out ?? setup.lenientOutputShape else { return ctx.fail("returned \(str(y.shape)) where PyTorch raises") }
         guard y.shape == out, indices == nil || indices!.shape == out else { return ctx.fail("shape \(str(y.shape)), expected \(str(out))") }

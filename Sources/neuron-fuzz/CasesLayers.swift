@@ -181,8 +181,8 @@ func modelCase(_ r: inout FuzzRandom) -> FuzzCase {
         if y.shape != [n, classes] { ctx.fail("output \(str(y.shape)), expected \(str([n, classes]))") }
         if lenet, let m = model as? LeNet5 {
             // The model is its layers in sequence (each checked against the reference elsewhere).
-            let p1 = try Tensor.maxPool2d(try m.conv1(xt).relu(), kernel: 2).values
-            let p2 = try Tensor.maxPool2d(try m.conv2(p1).relu(), kernel: 2).values
+            let p1 = try Tensor.maxPool2d(try m.conv1(xt).relu(), kernel: 2)
+            let p2 = try Tensor.maxPool2d(try m.conv2(p1).relu(), kernel: 2)
             let z = try m.fc3(try m.fc2(try m.fc1(try p2.flattened(startAxis: 1)).relu()).relu())
             if !(y.shape == z.shape && zip(y.scalars, z.scalars).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }) {
                 ctx.fail("LeNet5 differs from its layers applied in order")

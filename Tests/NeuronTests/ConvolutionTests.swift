@@ -44,7 +44,8 @@ import Testing
         ]
         for (name, k, s, p, ceil) in maxCases {
             let x = try g.float(name + ".x").requiringGrad()
-            let (y, indices) = try Tensor.maxPool2d(x, kernel: k, stride: s, padding: p, ceilMode: ceil)
+            let (y, returned) = try Tensor.maxPool2d(x, kernel: k, stride: s, padding: p, ceilMode: ceil, returningIndices: true)
+            let indices = try #require(returned)
             try g.expectValue(y, name + ".y")
             #expect(indices.ints == (try g.ints(name + ".indices")), "\(name) indices")
             try (y * g.float(name + ".R")).sum().backward()
@@ -66,7 +67,7 @@ import Testing
 
     @Test func poolingGradientsPassFiniteDifferences() throws {
         let x = randomTensor([2, 2, 5, 6], seed: 31)
-        try checkGradients([x]) { try Tensor.maxPool2d($0[0], kernel: 3, stride: 2, padding: [1, 1], ceilMode: true).values }
+        try checkGradients([x]) { try Tensor.maxPool2d($0[0], kernel: 3, stride: 2, padding: [1, 1], ceilMode: true) }
         try checkGradients([x]) { try Tensor.avgPool2d($0[0], kernel: 3, stride: 2, padding: [1, 1], ceilMode: true, countIncludePad: false) }
         try checkGradients([x]) { try Tensor.adaptiveAvgPool2d($0[0], outputSize: [2, 4]) }
     }
@@ -174,7 +175,7 @@ import Testing
         let conv = try Conv2D(in: 3, out: 16, kernel: 5)
         let fc1 = try Linear(in: 16 * 5 * 5, out: 400), fc2 = try Linear(in: 400, out: 400), fc3 = try Linear(in: 400, out: 4)
         func classify(_ window: Tensor) throws -> Tensor {
-            let features = try Tensor.maxPool2d(try conv(window).relu(), kernel: 2).values.flattened()
+            let features = try Tensor.maxPool2d(try conv(window).relu(), kernel: 2).flattened()
             return try fc3(try fc2(try fc1(features).relu()).relu())
         }
         let convolutional = try Sequential {

@@ -96,7 +96,7 @@ import Testing
         #expect(message { _ = try Tensor.adaptiveAvgPool2d(x, outputSize: Size2D(1 << 31, 1)) }.contains("2147483648"))
         #expect(message { _ = try Tensor.avgPool2d(x, kernel: 2, stride: Size2D(0, 1)) }.contains("stride"))
         // A stride past the padded input gives one window, as in PyTorch.
-        #expect(try Tensor.maxPool2d(x, kernel: 2, stride: Size2D(1 << 40, 2)).values.shape == [1, 1, 1, 2])
+        #expect(try Tensor.maxPool2d(x, kernel: 2, stride: Size2D(1 << 40, 2)).shape == [1, 1, 1, 2])
     }
 
     @Test func shapeProductsThatOverflowThrow() throws {
@@ -164,14 +164,14 @@ import Testing
         #expect(message { _ = try Tensor.avgPool2d(x, kernel: 2, padding: [1, 0]) }.contains("[1, 1, 0, 4]"))
         #expect(throws: NeuronError.self) { try Tensor.maxPool2d(Tensor.zeros([1, 0, 4, 4]), kernel: 2) }
         #expect(throws: NeuronError.self) { try Tensor.adaptiveAvgPool2d(Tensor.zeros([1, 2, 0, 4]), outputSize: 2) }
-        let emptyBatch = try Tensor.maxPool2d(Tensor.zeros([0, 2, 4, 4]), kernel: 2).values
+        let emptyBatch = try Tensor.maxPool2d(Tensor.zeros([0, 2, 4, 4]), kernel: 2)
         #expect(emptyBatch.shape == [0, 2, 2, 2])
         let noChannels = try Tensor.adaptiveAvgPool2d(Tensor.zeros([1, 0, 4, 4]), outputSize: 2)
         #expect(noChannels.shape == [1, 0, 2, 2])
         // One row with the same padding: every window holds a real element and backward stays in the plane.
         let row = try Tensor(shape: [1, 1, 1, 4], scalars: [1, 5, 2, 7]).requiringGrad()
-        let (values, indices) = try Tensor.maxPool2d(row, kernel: 2, padding: [1, 0])
-        #expect(values.scalars == [5, 7] && indices.scalars == [1, 3])
+        let (values, indices) = try Tensor.maxPool2d(row, kernel: 2, padding: [1, 0], returningIndices: true)
+        #expect(values.scalars == [5, 7] && indices?.scalars == [1, 3])
         try values.sum().backward()
         #expect(row.grad?.scalars == [0, 1, 0, 1])
     }
@@ -207,8 +207,8 @@ import Testing
         #expect(c[0].isNaN && c[1] == 1 && c[2] == -1)
         // max_pool2d: a NaN in the window wins (the last one, as PyTorch's CPU kernel reports).
         let p = try Tensor(shape: [1, 1, 2, 4], scalars: [1, .nan, 3, 4, .nan, 0, 7, 8])
-        let (values, indices) = try Tensor.maxPool2d(p, kernel: 2)
-        #expect(values.scalars[0].isNaN && values.scalars[1] == 8 && indices.scalars == [4, 7])
+        let (values, indices) = try Tensor.maxPool2d(p, kernel: 2, returningIndices: true)
+        #expect(values.scalars[0].isNaN && values.scalars[1] == 8 && indices?.scalars == [4, 7])
         // max(dim): NaN, at its first index (PyTorch: values [nan], indices [1]).
         let m = try Tensor([[1, .nan, 3, .nan]]).max(axis: 1)
         #expect(m.values.scalars[0].isNaN && m.indices == [1])

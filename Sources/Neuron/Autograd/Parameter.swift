@@ -45,6 +45,13 @@ public final class Parameter {
     /// Clears the gradient (PyTorch's `zero_grad(set_to_none=True)`).
     public func zeroGrad() { node.grad = nil }
 
+    /// Stops gradients from flowing into this parameter (`requiresGrad = false`, PyTorch's
+    /// `requires_grad_(False)`); optimisers leave it unchanged, even with weight decay or momentum.
+    public func freeze() { requiresGrad = false }
+
+    /// Lets gradients flow into this parameter again, so optimisers update it.
+    public func unfreeze() { requiresGrad = true }
+
     /// In-place update of the value's elements (optimisers). Copies only if the buffer is still shared,
     /// e.g. by a graph that was kept alive.
     public func update(_ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {

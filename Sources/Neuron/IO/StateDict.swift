@@ -36,11 +36,12 @@ extension Module {
     ///   - strict: when true (the default), a missing or unexpected key is an error; when false they
     ///     are returned in the report and everything that matches is loaded.
     /// - Returns: the missing and unexpected keys (both empty after a strict load).
-    /// - Throws: `NeuronError.shapeMismatch` naming the key and both shapes, or
+    /// - Throws: what `checkParts()` throws; `NeuronError.shapeMismatch` naming the key and both shapes, or
     ///   `NeuronError.invalidArgument` for a float/integer mismatch or (when strict) missing and
     ///   unexpected keys; in either mode, before anything is assigned, so a failed load changes nothing.
     @discardableResult
     public func loadStateDict(_ dict: [String: StoredTensor], prefix: String = "", strict: Bool = true) throws -> LoadReport {
+        try checkParts()
         let targets = namedParameters.map { ($0.name, LoadTarget.parameter($0.parameter)) }
             + namedBuffers.map { ($0.name, LoadTarget.buffer($0.buffer)) }
         var assignments: [(LoadTarget, StoredTensor)] = []
@@ -92,7 +93,9 @@ extension Module {
 
     /// Writes `stateDict()` to a safetensors file at `url`, atomically (PyTorch's
     /// `save_file(model.state_dict(), path)`).
+    /// - Throws: what `checkParts()` throws (a part the module does not reach), then I/O errors.
     public func save(to url: URL, metadata: [String: String] = [:]) throws {
+        try checkParts()
         try Safetensors.write(stateDict(), to: url, metadata: metadata)
     }
 
@@ -110,11 +113,5 @@ private enum LoadTarget {
 }
 
 private extension StoredTensor {
-    var holdsFloats: Bool {
-        if case .float = self { return true }
-        return false
-    }
-
-    /// "float" or "integer", for messages.
-    var kindName: String { holdsFloats ? "float" : "integer" }
+    var holdsFloats: Bool { floatTensor != nil }
 }

@@ -154,7 +154,19 @@ public final class Conv2D: Module {
 
     /// x [N, in, H, W] -> [N, out, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        traced(try Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups))
+    }
+
+    /// PyTorch's repr: `1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2)`, defaults left out
+    /// after the stride as PyTorch does.
+    public var configurationDescription: String {
+        let shape = weight.shape
+        var parts = ["\(shape[0]), \(shape[1] * groups)", "kernel_size=\(Size2D(shape[2], shape[3]))", "stride=\(stride)"]
+        if padding != 0 { parts.append("padding=\(padding)") }
+        if dilation != 1 { parts.append("dilation=\(dilation)") }
+        if groups != 1 { parts.append("groups=\(groups)") }
+        if bias == nil { parts.append("bias=False") }
+        return parts.joined(separator: ", ")
     }
 
     public var localParameters: [(name: String, parameter: Parameter)] {

@@ -43,8 +43,11 @@ public final class Embedding: Module {
 
     /// indices S -> vectors S + [dimension].
     public func callAsFunction(_ indices: IntTensor) throws -> Tensor {
-        try Tensor.embedding(indices, weight: weight.value, paddingIndex: paddingIndex)
+        traced(try Tensor.embedding(indices, weight: weight.value, paddingIndex: paddingIndex))
     }
+
+    /// PyTorch's repr: `100, 16` (and `padding_idx=0`).
+    public var configurationDescription: String { "\(count), \(dimension)" + (paddingIndex.map { ", padding_idx=\($0)" } ?? "") }
 
     /// indices [n] -> vectors [n, dimension].
     public func callAsFunction(_ indices: [Int]) throws -> Tensor {

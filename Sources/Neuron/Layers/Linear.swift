@@ -25,7 +25,12 @@ public final class Linear: Module {
 
     /// x [N, in] -> [N, out].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Tensor.linear(x, weight: weight.value, bias: bias?.value)
+        traced(try Tensor.linear(x, weight: weight.value, bias: bias?.value))
+    }
+
+    /// PyTorch's repr: `in_features=400, out_features=120, bias=True`.
+    public var configurationDescription: String {
+        "in_features=\(inFeatures), out_features=\(outFeatures), bias=\((bias != nil).reprValue)"
     }
 
     public var localParameters: [(name: String, parameter: Parameter)] {

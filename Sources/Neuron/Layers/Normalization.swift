@@ -54,7 +54,12 @@ public class BatchNorm: Module {
                 batchesTracked?.value = .int(IntTensor(count.scalars[0] + 1))
             }
         }
-        return y
+        return traced(y)
+    }
+
+    /// PyTorch's repr: `16, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True`.
+    public var configurationDescription: String {
+        "\(channels), eps=\(eps.reprValue), momentum=\(momentum.reprValue), affine=\((weight != nil).reprValue), track_running_stats=\((runningMean != nil).reprValue)"
     }
 
     public var localParameters: [(name: String, parameter: Parameter)] {
@@ -174,14 +179,17 @@ public final class Dropout: Module {
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        guard isTraining, p > 0 else { return x }
+        guard isTraining, p > 0 else { return traced(x) }
         let seed = Random.using { $0.next() }
         let out = Tensor(uninitializedShape: x.shape), mask = Tensor(uninitializedShape: x.shape)
         nn_dropout_forward(out.pointer, mask.pointer, x.pointer, p, seed, x.count)
-        return out.recorded("dropout", inputs: [x]) { g in
+        return traced(out.recorded("dropout", inputs: [x]) { g in
             let dx = Tensor(uninitializedShape: g.shape)
             nn_dropout_backward(dx.pointer, g.pointer, mask.pointer, g.count)
             return [dx]
-        }
+        })
     }
+
+    /// PyTorch's repr: `p=0.5, inplace=False`.
+    public var configurationDescription: String { "p=\(p.reprValue), inplace=False" }
 }

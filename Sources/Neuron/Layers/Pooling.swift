@@ -51,10 +51,18 @@ extension Tensor {
     }
 
     /// Max pooling over windows of x [N, C, H, W] (PyTorch's `F.max_pool2d`; stride defaults to the
-    /// window). Padding counts as -inf; among equal maxima the first in row-major order wins and gets
-    /// the whole gradient. Also returns the flat index h·W + w of each maximum in its input plane.
+    /// window): [N, C, OH, OW]. Padding counts as -inf; among equal maxima the first in row-major order
+    /// wins and gets the whole gradient; NaN propagates.
     public static func maxPool2d(_ x: Tensor, kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0],
-                                 ceilMode: Bool = false) throws -> (values: Tensor, indices: IntTensor) {
+                                 ceilMode: Bool = false) throws -> Tensor {
+        try maxPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, returningIndices: false).values
+    }
+
+    /// Max pooling as `maxPool2d(_:kernel:stride:padding:ceilMode:)`, also returning, when
+    /// `returningIndices` is true, the flat index h·W + w of each maximum in its input plane
+    /// [N, C, OH, OW] (PyTorch's `return_indices=True`); `indices` is nil otherwise.
+    public static func maxPool2d(_ x: Tensor, kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0],
+                                 ceilMode: Bool = false, returningIndices: Bool) throws -> (values: Tensor, indices: IntTensor?) {
         let (params, oh, ow) = try poolParameters(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, op: "max_pool2d")
         var p = params
         let outShape = [x.shape[0], x.shape[1], oh, ow]
@@ -67,7 +75,7 @@ extension Tensor {
             nn_max_pool2d_backward(dx.pointer, g.pointer, indices, &p)
             return [dx]
         }
-        return (values, try IntTensor(shape: outShape, scalars: indices))
+        return (values, returningIndices ? try IntTensor(shape: outShape, scalars: indices) : nil)
     }
 
     /// Average pooling (PyTorch's `F.avg_pool2d`); with `countIncludePad` (the default) padding
@@ -90,15 +98,8 @@ extension Tensor {
     /// rows floor(i·H/oh) ..< ceil((i+1)·H/oh). Output size 1 is global average pooling. N and C may
     /// be 0; H and W may not.
     public static func adaptiveAvgPool2d(_ x: Tensor, outputSize: Size2D) throws -> Tensor {
-        guard x.rank == 4 else { throw NeuronError.shapeMismatch("adaptive_avg_pool2d expects input [N, C, H, W], got \(shapeString(x.shape))") }
         let op = "adaptive_avg_pool2d"
-        guard outputSize.height >= 1, outputSize.width >= 1 else { throw NeuronError.invalidArgument("\(op): output size must be at least 1, got \(outputSize)") }
-        guard x.shape[2] > 0, x.shape[3] > 0 else {
-            throw NeuronError.emptyInput("\(op) needs H and W of at least 1 (PyTorch's rule), got \(shapeString(x.shape))")
-        }
-        let (n, c) = (try Sizes.int32(x.shape[0], "batch", op: op), try Sizes.int32(x.shape[1], "channels", op: op))
-        let (h, w) = (try Sizes.int32(x.shape[2], "height", op: op), try Sizes.int32(x.shape[3], "width", op: op))
-        let oh = try Sizes.int32(outputSize.height, "output height", op: op), ow = try Sizes.int32(outputSize.width, "output width", op: op)
+        let (n, c, h, w, oh, ow) = try adaptiveSizes(x, outputSize: outputSize, op: op)
         let out = try Tensor.allocated([x.shape[0], x.shape[1], outputSize.height, outputSize.width], op: op)
         if out.count > 0 { nn_adaptive_avg_pool2d_forward(out.pointer, x.pointer, n, c, h, w, oh, ow) }
         return out.recorded("adaptive_avg_pool2d", inputs: [x]) { g in
@@ -106,6 +107,46 @@ extension Tensor {
             nn_adaptive_avg_pool2d_backward(dx.pointer, g.pointer, n, c, h, w, oh, ow)
             return [dx]
         }
+    }
+}
+
+extension Tensor {
+    /// Checks adaptive pooling's input [N, C, H, W] (H, W at least 1) and output size, returning the
+    /// sizes as the kernels' ints.
+    static func adaptiveSizes(_ x: Tensor, outputSize: Size2D, op: String) throws -> (n: Int32, c: Int32, h: Int32, w: Int32, oh: Int32, ow: Int32) {
+        guard x.rank == 4 else { throw NeuronError.shapeMismatch("\(op) expects input [N, C, H, W], got \(shapeString(x.shape))") }
+        guard outputSize.height >= 1, outputSize.width >= 1 else { throw NeuronError.invalidArgument("\(op): output size must be at least 1, got \(outputSize)") }
+        guard x.shape[2] > 0, x.shape[3] > 0 else {
+            throw NeuronError.emptyInput("\(op) needs H and W of at least 1 (PyTorch's rule), got \(shapeString(x.shape))")
+        }
+        return (try Sizes.int32(x.shape[0], "batch", op: op), try Sizes.int32(x.shape[1], "channels", op: op),
+                try Sizes.int32(x.shape[2], "height", op: op), try Sizes.int32(x.shape[3], "width", op: op),
+                try Sizes.int32(outputSize.height, "output height", op: op), try Sizes.int32(outputSize.width, "output width", op: op))
+    }
+
+    /// Adaptive max pooling to `outputSize` (PyTorch's `F.adaptive_max_pool2d`): [N, C, H, W] →
+    /// [N, C, OH, OW], output (i, j) the maximum over rows floor(i·H/OH) ..< ceil((i+1)·H/OH) and the
+    /// like columns. Ties and NaN as in `maxPool2d`. N and C may be 0; H and W may not.
+    public static func adaptiveMaxPool2d(_ x: Tensor, outputSize: Size2D) throws -> Tensor {
+        try adaptiveMaxPool2d(x, outputSize: outputSize, returningIndices: false).values
+    }
+
+    /// Adaptive max pooling, also returning, when `returningIndices` is true, the flat index h·W + w of
+    /// each maximum in its input plane [N, C, OH, OW] (nil otherwise).
+    public static func adaptiveMaxPool2d(_ x: Tensor, outputSize: Size2D, returningIndices: Bool) throws -> (values: Tensor, indices: IntTensor?) {
+        let op = "adaptive_max_pool2d"
+        let (n, c, h, w, oh, ow) = try adaptiveSizes(x, outputSize: outputSize, op: op)
+        let outShape = [x.shape[0], x.shape[1], outputSize.height, outputSize.width]
+        let out = try Tensor.allocated(outShape, op: op)
+        try Sizes.checkAllocation(elements: 2 * out.count, "\(op) indices")
+        var indices = [Int64](repeating: 0, count: out.count)
+        if out.count > 0 { nn_adaptive_max_pool2d_forward(out.pointer, &indices, x.pointer, n, c, h, w, oh, ow) }
+        let values = out.recorded(op, inputs: [x]) { g in
+            let dx = Tensor(uninitializedShape: x.shape)
+            nn_adaptive_max_pool2d_backward(dx.pointer, g.pointer, indices, n, c, h, w, oh, ow)
+            return [dx]
+        }
+        return (values, returningIndices ? try IntTensor(shape: outShape, scalars: indices) : nil)
     }
 }
 
@@ -119,9 +160,13 @@ public final class MaxPool2D: Module {
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.ceilMode = ceilMode
     }
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Tensor.maxPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode).values
+        traced(try Tensor.maxPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode))
     }
     public var typeName: String { "MaxPool2d" }
+    /// PyTorch's repr: `kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False`.
+    public var configurationDescription: String {
+        "kernel_size=\(kernel.reprValue), stride=\((stride ?? kernel).reprValue), padding=\(padding.reprValue), dilation=1, ceil_mode=\(ceilMode.reprValue)"
+    }
 }
 
 /// Average pooling layer (PyTorch's `nn.AvgPool2d`).
@@ -135,31 +180,57 @@ public final class AvgPool2D: Module {
         self.countIncludePad = countIncludePad
     }
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Tensor.avgPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, countIncludePad: countIncludePad)
+        traced(try Tensor.avgPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, countIncludePad: countIncludePad))
     }
     public var typeName: String { "AvgPool2d" }
+    /// PyTorch's repr: `kernel_size=2, stride=2, padding=0`.
+    public var configurationDescription: String {
+        "kernel_size=\(kernel.reprValue), stride=\((stride ?? kernel).reprValue), padding=\(padding.reprValue)"
+            + (ceilMode ? ", ceil_mode=True" : "") + (countIncludePad ? "" : ", count_include_pad=False")
+    }
 }
 
 /// Global average pooling: [N, C, H, W] -> [N, C, 1, 1] (PyTorch's `nn.AdaptiveAvgPool2d(1)`).
 public final class GlobalAvgPool2D: Module {
     public var isTraining = true
     public init() {}
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try Tensor.adaptiveAvgPool2d(x, outputSize: 1) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveAvgPool2d(x, outputSize: 1)) }
     public var typeName: String { "AdaptiveAvgPool2d" }
+    public var configurationDescription: String { "output_size=1" }
+}
+
+/// What the adaptive pooling layers share: the output size [OH, OW], validated, and no parameters.
+public class AdaptivePool2D {
+    public let outputSize: Size2D
+    public var isTraining = true
+
+    init(outputSize: Size2D, layer: String) throws {
+        guard outputSize.height >= 1, outputSize.width >= 1 else {
+            throw NeuronError.invalidArgument("\(layer): output size must be at least 1, got \(outputSize)")
+        }
+        self.outputSize = outputSize
+    }
+
+    /// PyTorch's repr: `output_size=7`.
+    public var configurationDescription: String { "output_size=\(outputSize.reprValue)" }
 }
 
 /// Adaptive average pooling to a fixed output size: [N, C, H, W] -> [N, C, OH, OW]
 /// (PyTorch's `nn.AdaptiveAvgPool2d(output_size)`), e.g. the 7x7 before VGG's classifier.
-public final class AdaptiveAvgPool2D: Module {
-    public let outputSize: Size2D
-    public var isTraining = true
+public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
     /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
-    public init(outputSize: Size2D) throws {
-        guard outputSize.height >= 1, outputSize.width >= 1 else {
-            throw NeuronError.invalidArgument("AdaptiveAvgPool2D: output size must be at least 1, got \(outputSize)")
-        }
-        self.outputSize = outputSize
-    }
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize) }
+    public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveAvgPool2D") }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize)) }
     public var typeName: String { "AdaptiveAvgPool2d" }
+}
+
+/// Adaptive max pooling to a fixed output size: [N, C, H, W] -> [N, C, OH, OW], each output the
+/// maximum of its window rows floor(i·H/OH) ..< ceil((i+1)·H/OH) (PyTorch's
+/// `nn.AdaptiveMaxPool2d(output_size)`; `Tensor.adaptiveMaxPool2d(_:outputSize:returningIndices:)`
+/// gives the indices).
+public final class AdaptiveMaxPool2D: AdaptivePool2D, Module {
+    /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
+    public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveMaxPool2D") }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveMaxPool2d(x, outputSize: outputSize)) }
+    public var typeName: String { "AdaptiveMaxPool2d" }
 }

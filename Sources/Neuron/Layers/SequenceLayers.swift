@@ -40,7 +40,7 @@ public final class LastStep: Module {
         guard x.rank == 3, x.shape[batchFirst ? 1 : 0] > 0 else {
             throw NeuronError.shapeMismatch("LastStep expects a sequence \(batchFirst ? "[N, T, F]" : "[T, N, F]") with T >= 1, got \(shapeString(x.shape))")
         }
-        return try x.selecting(-1, alongAxis: batchFirst ? 1 : 0)
+        return traced(try x.selecting(-1, alongAxis: batchFirst ? 1 : 0))
     }
 }
 
@@ -60,14 +60,19 @@ public final class TimeDistributed: Module {
         }
         let leading = Array(x.shape.prefix(2))
         let y = try layer(try x.reshaped([leading[0] * leading[1]] + x.shape.dropFirst(2)))
-        return try y.reshaped(leading + y.shape.dropFirst())
+        return traced(try y.reshaped(leading + y.shape.dropFirst()))
     }
 
     public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
     public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
+    /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
+    public var children: [(name: String, module: any Module)] { [] }
+    public var inlinedModules: [any Module] { [layer] }
     public var isTraining: Bool {
         get { layer.isTraining }
         set { layer.train(newValue) }
     }
-    public var typeName: String { "TimeDistributed(\(layer.typeName))" }
+    public var typeName: String { "TimeDistributed" }
+    /// The wrapped layer's description.
+    public var configurationDescription: String { layer.description }
 }

@@ -24,12 +24,9 @@ public final class LeNet5: Module {
 
     /// The flattened convolutional features [N, 400] (PyTorch's `torch.flatten(pool2, 1)`).
     public func features(_ x: Tensor) throws -> Tensor {
-        let pool1 = try Tensor.maxPool2d(try conv1(x).relu(), kernel: 2).values
-        let pool2 = try Tensor.maxPool2d(try conv2(pool1).relu(), kernel: 2).values
+        let pool1 = try Tensor.maxPool2d(try conv1(x).relu(), kernel: 2)
+        let pool2 = try Tensor.maxPool2d(try conv2(pool1).relu(), kernel: 2)
         return try pool2.flattened(startAxis: 1)
     }
-
-    public var children: [(name: String, module: any Module)] {
-        [("conv1", conv1), ("conv2", conv2), ("fc1", fc1), ("fc2", fc2), ("fc3", fc3)]
-    }
+    // Children conv1 … fc3 are found by reflection, under their property names.
 }

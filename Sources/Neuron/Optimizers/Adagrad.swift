@@ -26,6 +26,14 @@ public final class Adagrad: Optimizer {
 
     /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, lr decay, weight decay,
     ///   initial accumulator value or eps, or two parameters under one name.
+    /// The same optimiser over a module's parameters (`Adagrad(model)`) or an array of parameters.
+    /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
+    public convenience init(_ source: some ParameterSource, lr: Float = 1e-2, lrDecay: Float = 0,
+                            weightDecay: Float = 0, initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
+        try self.init(source.optimizerParameters(), lr: lr, lrDecay: lrDecay, weightDecay: weightDecay,
+                      initialAccumulatorValue: initialAccumulatorValue, eps: eps)
+    }
+
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-2, lrDecay: Float = 0,
                 weightDecay: Float = 0, initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
         try Hyperparameter.requireNonNegative("Adagrad learning rate", lr)

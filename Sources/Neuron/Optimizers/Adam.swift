@@ -31,6 +31,14 @@ public class Adam: Optimizer {
         try self.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
     }
 
+    /// The same optimiser over a module's parameters (`Adam(model, lr: 1e-3)`) or an array of
+    /// parameters (`Adam(model.parameters)`).
+    /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
+    public convenience init(_ source: some ParameterSource, lr: Float = 1e-3,
+                            betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, weightDecay: Float = 0) throws {
+        try self.init(source.optimizerParameters(), lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
+    }
+
     init(_ parameters: [(name: String, parameter: Parameter)], lr: Float, betas: (Float, Float), eps: Float,
          weightDecay: Float, decoupled: Bool) throws {
         let kind = decoupled ? "AdamW" : "Adam"
@@ -79,5 +87,12 @@ public final class AdamW: Adam {
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-3,
                 betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, weightDecay: Float = 1e-2) throws {
         try super.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+    }
+
+    /// The same optimiser over a module's parameters (`AdamW(model)`) or an array of parameters.
+    /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
+    public convenience init(_ source: some ParameterSource, lr: Float = 1e-3,
+                            betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8, weightDecay: Float = 1e-2) throws {
+        try self.init(source.optimizerParameters(), lr: lr, betas: betas, eps: eps, weightDecay: weightDecay)
     }
 }

@@ -4,7 +4,9 @@
 /// The parameters are given with their `state_dict` names (`model.namedParameters`), and the
 /// optimiser's state (momentum buffers, moment estimates, step counts) is keyed by those names, so a
 /// checkpoint restores into a freshly built model and optimiser. A parameter whose gradient is `nil`
-/// is skipped by `step()`: neither its value nor its state changes, as in PyTorch.
+/// is skipped by `step()`: neither its value nor its state changes, as in PyTorch; so is a frozen one
+/// (`Parameter.freeze()`, `Module.freeze()`), whatever its gradient. Every optimiser can also be built
+/// from a module or an array of parameters (`ParameterSource`).
 ///
 /// A training step: `optimizer.zeroGrad()`, forward, `loss.backward()`, `optimizer.step()`.
 public protocol Optimizer: AnyObject {
@@ -30,6 +32,32 @@ extension Optimizer {
     /// Clears every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`).
     public func zeroGrad() {
         for (_, parameter) in parameters { parameter.zeroGrad() }
+    }
+}
+
+/// What an optimiser can also be built from (besides named parameters `[(name:, parameter:)]`): a
+/// module, `Adam(model, lr: 1e-3)`, whose parameters are taken under their `state_dict` names after
+/// `checkParts()`, or an array of parameters, `Adam(model.parameters, lr: 1e-3)`, named by position
+/// (`"0"`, `"1"`…, as PyTorch's optimiser `state_dict` numbers them). Frozen parameters are included
+/// but left unchanged by `step()`, so unfreezing one later needs no new optimiser.
+public protocol ParameterSource {
+    /// The parameters under the names that key the optimiser's state.
+    /// - Throws: what `Module.checkParts()` throws.
+    func optimizerParameters() throws -> [(name: String, parameter: Parameter)]
+}
+
+extension Array: ParameterSource where Element == Parameter {
+    /// The parameters named by position: `"0"`, `"1"`…
+    public func optimizerParameters() throws -> [(name: String, parameter: Parameter)] {
+        enumerated().map { (String($0.offset), $0.element) }
+    }
+}
+
+extension Module {
+    /// `namedParameters`, after `checkParts()` confirmed that none was left out.
+    public func optimizerParameters() throws -> [(name: String, parameter: Parameter)] {
+        try checkParts()
+        return namedParameters
     }
 }
 
@@ -86,13 +114,13 @@ final class OptimizerState {
         return buffers[i][k].pointer
     }
 
-    /// For each parameter with a gradient: allocates its buffers on first use, advances its step
+    /// For each parameter with a gradient that is not frozen: allocates its buffers on first use, advances its step
     /// count, then calls `update(i, value, gradient, count)` to change the value in place.
     func updateEach(learningRate: Float,
                     _ update: (_ i: Int, _ value: UnsafeMutablePointer<Float>, _ grad: UnsafePointer<Float>, _ count: Int) -> Void) throws {
         try Hyperparameter.requireNonNegative("learning rate", learningRate)
         for (i, (_, parameter)) in parameters.enumerated() {
-            guard let grad = parameter.grad else { continue }
+            guard parameter.requiresGrad, let grad = parameter.grad else { continue }
             if buffers[i].isEmpty && !bufferNames.isEmpty { allocate(i) }
             steps[i] += 1
             grad.withUnsafeBufferPointer { g in

@@ -29,6 +29,14 @@ public final class RMSProp: Optimizer {
     /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, eps, weight decay or
     ///   momentum, an alpha outside [0, 1] (PyTorch only rejects alpha < 0; above 1 the average of
     ///   squares turns negative), or two parameters under one name.
+    /// The same optimiser over a module's parameters (`RMSProp(model)`) or an array of parameters.
+    /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
+    public convenience init(_ source: some ParameterSource, lr: Float = 1e-2, alpha: Float = 0.99,
+                            eps: Float = 1e-8, weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
+        try self.init(source.optimizerParameters(), lr: lr, alpha: alpha, eps: eps, weightDecay: weightDecay,
+                      momentum: momentum, centered: centered)
+    }
+
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-2, alpha: Float = 0.99,
                 eps: Float = 1e-8, weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
         try Hyperparameter.requireNonNegative("RMSProp learning rate", lr)

@@ -28,6 +28,14 @@ public final class SGD: Optimizer {
     /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, momentum or weight
     ///   decay, a non-finite dampening, Nesterov without momentum or with dampening, or two parameters
     ///   under one name.
+    /// The same optimiser over a module's parameters (`SGD(model, lr: 0.1)`) or an array of parameters.
+    /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
+    public convenience init(_ source: some ParameterSource, lr: Float, momentum: Float = 0,
+                            dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) throws {
+        try self.init(source.optimizerParameters(), lr: lr, momentum: momentum, dampening: dampening,
+                      weightDecay: weightDecay, nesterov: nesterov)
+    }
+
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float, momentum: Float = 0,
                 dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) throws {
         try Hyperparameter.requireNonNegative("SGD learning rate", lr)

@@ -36,7 +36,7 @@ public final class RNNCell: RecurrentModule, Module {
     /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
     public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor { try step(x, h: state, c: nil).h }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil)) }
 }
 
 /// One LSTM step (PyTorch's `nn.LSTMCell`), in any `LSTMVariant`.
@@ -57,7 +57,7 @@ public final class LSTMCell: RecurrentModule, Module {
     }
 
     /// h' from a zero state.
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil).h }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil).h) }
 }
 
 /// One GRU step (PyTorch's `nn.GRUCell`), in any `GRUVariant`.
@@ -74,5 +74,5 @@ public final class GRUCell: RecurrentModule, Module {
     /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
     public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor { try step(x, h: state, c: nil).h }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil)) }
 }

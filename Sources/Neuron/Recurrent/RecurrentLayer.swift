@@ -31,7 +31,7 @@ public protocol RecurrentLayer: Module {
 
 extension RecurrentLayer {
     /// The output sequence from a zero initial state, so the layer fits in a `Sequential`.
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try self(x, state: nil, lengths: nil).output }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil, lengths: nil).output) }
 }
 
 /// Carries a recurrent layer's final state into its next call, detached from the tape: truncated
@@ -62,16 +62,22 @@ public final class Stateful<Layer: RecurrentLayer>: Module {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let (output, last) = try layer(x, state: state, lengths: nil)
         state = last.detached()
-        return output
+        return traced(output)
     }
 
     /// Forgets the carried state; the next call starts from zeros.
     public func resetState() { state = nil }
 
     public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
+    public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
+    /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
+    public var children: [(name: String, module: any Module)] { [] }
+    public var inlinedModules: [any Module] { [layer] }
     public var isTraining: Bool {
         get { layer.isTraining }
-        set { layer.isTraining = newValue }
+        set { layer.train(newValue) }
     }
-    public var typeName: String { "Stateful(\(layer.typeName))" }
+    public var typeName: String { "Stateful" }
+    /// The wrapped layer's description.
+    public var configurationDescription: String { layer.description }
 }

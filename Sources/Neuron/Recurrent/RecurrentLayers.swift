@@ -32,6 +32,17 @@ public class RecurrentModule {
     public var batchFirst: Bool { stack.batchFirst }
     /// The dropout probability between layers.
     public var dropout: Float { stack.dropout }
+
+    /// PyTorch's repr: `10, 20, num_layers=2, batch_first=True, bidirectional=True`, defaults left out.
+    public var configurationDescription: String {
+        var parts = ["\(inputSize), \(hiddenSize)"]
+        if !stack.isCell && layers != 1 { parts.append("num_layers=\(layers)") }
+        if !stack.hasBias { parts.append("bias=False") }
+        if batchFirst { parts.append("batch_first=True") }
+        if dropout != 0 { parts.append("dropout=\(dropout.reprValue)") }
+        if bidirectional { parts.append("bidirectional=True") }
+        return parts.joined(separator: ", ")
+    }
 }
 
 /// The nonlinearity of a vanilla `RNN`.

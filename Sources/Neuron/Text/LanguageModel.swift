@@ -50,7 +50,7 @@ public final class LanguageModel<Recurrent: RecurrentModule & RecurrentLayer>: M
         (embedding.map { [("embedding", $0 as any Module)] } ?? []) + [("rnn", rnn), ("output", output)]
     }
 
-    public var typeName: String { "LanguageModel(\(rnn.typeName))" }
+    public var typeName: String { "LanguageModel" }
 
     /// Token ids [T, N] (or [N, T] for a batch-first layer) from `state` (zeros when nil) → logits
     /// [T, N, vocabularySize] (or [N, T, ...]) and the final state.
