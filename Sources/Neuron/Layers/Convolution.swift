@@ -161,7 +161,7 @@ public final class Conv2D: Module {
     /// after the stride as PyTorch does.
     public var configurationDescription: String {
         let shape = weight.shape
-        var parts = ["\(shape[0]), \(shape[1] * groups)", "kernel_size=\(Size2D(shape[2], shape[3]))", "stride=\(stride)"]
+        var parts = ["\(shape[1] * groups), \(shape[0])", "kernel_size=\(Size2D(shape[2], shape[3]))", "stride=\(stride)"]
         if padding != 0 { parts.append("padding=\(padding)") }
         if dilation != 1 { parts.append("dilation=\(dilation)") }
         if groups != 1 { parts.append("groups=\(groups)") }

@@ -16,8 +16,9 @@ public final class Buffer {
 /// MLX-Swift does). A custom module therefore only stores its layers and sets `isTraining`:
 ///
 ///     final class MLP: Module {
-///         let fc1 = try! Linear(in: 4, out: 8), fc2 = try! Linear(in: 8, out: 2)
+///         let fc1: Linear, fc2: Linear
 ///         var isTraining = true
+///         init() throws { fc1 = try Linear(in: 4, out: 8); fc2 = try Linear(in: 8, out: 2) }
 ///         func callAsFunction(_ x: Tensor) throws -> Tensor { try fc2(try fc1(x).relu()) }
 ///     }                                  // parameters: fc1.weight, fc1.bias, fc2.weight, fc2.bias
 ///
