@@ -1,8 +1,11 @@
 /// Non-trainable state that is saved with a module (batch-norm running statistics, counters),
 /// PyTorch's registered buffers.
 public final class Buffer {
+    /// The saved value (float or integer, e.g. `num_batches_tracked`).
     public var value: StoredTensor
+    /// A buffer holding `value`.
     public init(_ value: StoredTensor) { self.value = value }
+    /// A buffer holding a float tensor.
     public convenience init(_ tensor: Tensor) { self.init(.float(tensor)) }
 }
 
@@ -33,6 +36,7 @@ public final class Buffer {
 /// Modules are reference types with mutable state and are not `Sendable`: use one from one task at a
 /// time (send its `stateDict()` tensors as `SendableTensor`s instead).
 public protocol Module: AnyObject, CustomStringConvertible, ParameterSource {
+    /// The forward pass: the module's output for `input` (layout per layer, batch first).
     func callAsFunction(_ input: Tensor) throws -> Tensor
     /// This module's own parameters by local name (`weight`, `bias`), not its children's. Default:
     /// the stored `Parameter` properties, under their property names.

@@ -201,7 +201,9 @@ public final class GlobalAvgPool2D: Module {
 
 /// What the adaptive pooling layers share: the output size [OH, OW], validated, and no parameters.
 public class AdaptivePool2D {
+    /// The output's spatial size [OH, OW].
     public let outputSize: Size2D
+    /// Unused: pooling behaves the same in training and evaluation.
     public var isTraining = true
 
     init(outputSize: Size2D, layer: String) throws {
@@ -220,6 +222,7 @@ public class AdaptivePool2D {
 public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
     /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveAvgPool2D") }
+    /// x [N, C, H, W] -> [N, C, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize)) }
     public var typeName: String { "AdaptiveAvgPool2d" }
 }
@@ -231,6 +234,7 @@ public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
 public final class AdaptiveMaxPool2D: AdaptivePool2D, Module {
     /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveMaxPool2D") }
+    /// x [N, C, H, W] -> [N, C, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveMaxPool2d(x, outputSize: outputSize)) }
     public var typeName: String { "AdaptiveMaxPool2d" }
 }
