@@ -385,6 +385,55 @@ static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, cons
     if (dx) nn_sgemm(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
 }
 
+/* OpenBLAS's thread count (its pthread build; threads.c sets it alongside ours). */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
+typedef struct {
+    float *dx;
+    const nn_rnn_grads *g;
+    const float *x, *hprev, *dgx, *dgh;
+    const nn_rnn_weights *w;
+    const nn_rnn_params *p;
+    int slices;
+} blas_split;
+
+/* Item it of the split products: product it % 3 (dW_ih, dW_hh, dx) over slice it / 3 of its output rows,
+ * one single-threaded OpenBLAS call. */
+static void blas_slice(const blas_split *b, int it) {
+    const nn_rnn_params *p = b->p;
+    const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, rows = p->steps * p->batch;
+    const int which = it % 3, slice = it / 3, m = which == 2 ? rows : GH;
+    const int per = (m + b->slices - 1) / b->slices, r0 = slice * per < m ? slice * per : m, r1 = r0 + per < m ? r0 + per : m;
+    if (r1 <= r0) return;
+    if (which == 0 && b->g->w_ih)
+        nn_sgemm(1, 0, r1 - r0, D, rows, 1.0f, b->dgx + r0, GH, b->x, D, 1.0f, b->g->w_ih + (size_t)r0 * D, D);
+    else if (which == 1 && b->g->w_hh)
+        nn_sgemm(1, 0, r1 - r0, H, rows, 1.0f, b->dgh + r0, GH, b->hprev, H, 1.0f, b->g->w_hh + (size_t)r0 * H, H);
+    else if (which == 2 && b->dx)
+        nn_sgemm(0, 0, r1 - r0, D, GH, 1.0f, b->dgx + (size_t)r0 * GH, GH, b->w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f,
+                 b->dx + (size_t)r0 * D, D);
+}
+
+/* blas_products on our OpenMP team: each thread runs single-threaded OpenBLAS on one slice of every
+ * product. OpenBLAS's own threads would otherwise share the two cores with our team's workers, which
+ * spin for a while after the step loop (libomp's blocktime) and again when the next kernel starts. */
+static void blas_products_split(float *dx, const nn_rnn_grads *g, const float *x, const nn_rnn_weights *w,
+                                const float *hprev, const float *act, const float *dgx, const float *dgh,
+                                const nn_rnn_params *p) {
+    const int threads = nn_threads();
+    if (threads <= 1 || p->cell == NN_CELL_GRU_RESET_BEFORE) {
+        blas_products(dx, g, x, w, hprev, act, dgx, dgh, p);
+        return;
+    }
+    const blas_split b = {.dx = dx, .g = g, .x = x, .hprev = hprev, .dgx = dgx, .dgh = dgh, .w = w, .p = p, .slices = threads};
+    const int saved_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int it = 0; it < 3 * threads; it++) blas_slice(&b, it);
+    openblas_set_num_threads(saved_threads);
+}
+
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
                      const float *dc_n, const float *x, const nn_rnn_weights *w, const float *saved,
                      float *workspace, const nn_rnn_params *p) {
@@ -466,7 +515,7 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     /* After the loop the products are large and OpenBLAS's blocking beats our tiles (measured on one
      * thread: the weight gradients through a transposed dG and K-chunked tiles took the LSTM backward
      * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). */
-    blas_products(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
+    blas_products_split(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
     if (dgh == dgx) { /* the same sums for both biases: one pass */
         NN_DISPATCH(column_sums)(g->b_ih, g->b_hh, dgx, GH, NULL, 0, (long)rows, GH);
     } else {
