@@ -197,9 +197,10 @@ typedef struct {
 #define FWD_UB(gates) (VW * ((gates) == 3 ? 1 : 4 / (gates)))
 /* Forward tile rows: 4 x 4 vectors fill AVX-512's 32 registers; AVX2 has 16, so 3 rows there. */
 #define FMR (VW == 8 ? 3 : 4)
-#define BMR 6          /* backward tile rows (6 x 2 vectors) */
+/* Backward tile rows (of 2 vectors): 8 on AVX-512, so a batch of 32 is four whole tiles. */
+#define BMR (VW == 16 ? 8 : 6)
 #define BUB (2 * VW)   /* backward block units */
-enum { TMR = 6, TNV = 4 }; /* the most rows and vectors of any tile */
+enum { TMR = 8, TNV = 4 }; /* the most rows and vectors of any tile */
 enum { FRG = 8, FKC = 64 }; /* forward step: tiles per row group, K chunk */
 
 static int use_fused = 1;
@@ -1039,6 +1040,7 @@ static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const fl
     switch (mr * 8 + nv) {
     NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
     NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    NN_TILE_CASE(8, 2) NN_TILE_CASE(7, 2)
     NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
     default: NN_L(tile_mk)(1, 2, K, a, b, c, 0); break;
     }
