@@ -308,7 +308,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     } else if (rows > 0) {
         if (w->b_ih)
             for (size_t r = 0; r < rows; r++) memcpy(gx + r * GH, w->b_ih, sizeof(float) * GH);
-        nn_sgemm(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
+        nn_sgemm_blocked(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
     }
 
     fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
@@ -349,14 +349,14 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
             k.s = s;
             if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
                 /* r and z first; n needs r * h before W_hn can be applied. */
-                nn_sgemm(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                nn_sgemm_blocked(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 1;
                 NN_DISPATCH(fwd_pass)(&k);
-                nn_sgemm(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
+                nn_sgemm_blocked(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
                 k.pass = 2;
                 NN_DISPATCH(fwd_pass)(&k);
             } else {
-                nn_sgemm(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                nn_sgemm_blocked(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 0;
                 NN_DISPATCH(fwd_pass)(&k);
             }
@@ -373,66 +373,17 @@ static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, cons
                                           const nn_rnn_params *p) {
     const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
     const int rows = p->steps * p->batch;
-    if (g->w_ih) nn_sgemm(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
+    if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
     if (g->w_hh) {
         if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
             const float *rh = act + 3 * H; /* r * h_prev, rows S apart */
-            nn_sgemm(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
-            nn_sgemm(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
+            nn_sgemm_blocked(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            nn_sgemm_blocked(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
         } else {
-            nn_sgemm(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            nn_sgemm_blocked(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
         }
     }
-    if (dx) nn_sgemm(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
-}
-
-/* OpenBLAS's thread count (its pthread build; threads.c sets it alongside ours). */
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
-
-typedef struct {
-    float *dx;
-    const nn_rnn_grads *g;
-    const float *x, *hprev, *dgx, *dgh;
-    const nn_rnn_weights *w;
-    const nn_rnn_params *p;
-    int slices;
-} blas_split;
-
-/* Item it of the split products: product it % 3 (dW_ih, dW_hh, dx) over slice it / 3 of its output rows,
- * one single-threaded OpenBLAS call. */
-static void blas_slice(const blas_split *b, int it) {
-    const nn_rnn_params *p = b->p;
-    const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, rows = p->steps * p->batch;
-    const int which = it % 3, slice = it / 3, m = which == 2 ? rows : GH;
-    const int per = (m + b->slices - 1) / b->slices, r0 = slice * per < m ? slice * per : m, r1 = r0 + per < m ? r0 + per : m;
-    if (r1 <= r0) return;
-    if (which == 0 && b->g->w_ih)
-        nn_sgemm(1, 0, r1 - r0, D, rows, 1.0f, b->dgx + r0, GH, b->x, D, 1.0f, b->g->w_ih + (size_t)r0 * D, D);
-    else if (which == 1 && b->g->w_hh)
-        nn_sgemm(1, 0, r1 - r0, H, rows, 1.0f, b->dgh + r0, GH, b->hprev, H, 1.0f, b->g->w_hh + (size_t)r0 * H, H);
-    else if (which == 2 && b->dx)
-        nn_sgemm(0, 0, r1 - r0, D, GH, 1.0f, b->dgx + (size_t)r0 * GH, GH, b->w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f,
-                 b->dx + (size_t)r0 * D, D);
-}
-
-/* blas_products on our OpenMP team: each thread runs single-threaded OpenBLAS on one slice of every
- * product. OpenBLAS's own threads would otherwise share the two cores with our team's workers, which
- * spin for a while after the step loop (libomp's blocktime) and again when the next kernel starts. */
-static void blas_products_split(float *dx, const nn_rnn_grads *g, const float *x, const nn_rnn_weights *w,
-                                const float *hprev, const float *act, const float *dgx, const float *dgh,
-                                const nn_rnn_params *p) {
-    const int threads = nn_threads();
-    if (threads <= 1 || p->cell == NN_CELL_GRU_RESET_BEFORE) {
-        blas_products(dx, g, x, w, hprev, act, dgx, dgh, p);
-        return;
-    }
-    const blas_split b = {.dx = dx, .g = g, .x = x, .hprev = hprev, .dgx = dgx, .dgh = dgh, .w = w, .p = p, .slices = threads};
-    const int saved_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int it = 0; it < 3 * threads; it++) blas_slice(&b, it);
-    openblas_set_num_threads(saved_threads);
+    if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
 }
 
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
@@ -489,14 +440,14 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
             if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
                 k.pass = 1;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
+                nn_sgemm_blocked(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
                 k.pass = 2;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+                nn_sgemm_blocked(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             } else {
                 k.pass = 0;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+                nn_sgemm_blocked(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             }
         }
     }
@@ -515,8 +466,10 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     }
     /* After the loop the products are large and OpenBLAS's blocking beats our tiles (measured on one
      * thread: the weight gradients through a transposed dG and K-chunked tiles took the LSTM backward
-     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). */
-    blas_products_split(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
+     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). They run as single-threaded calls on
+     * our team (nn_sgemm_blocked): OpenBLAS's own threads would share the cores with our workers, which
+     * spin for a while after the step loop, and its split between threads shows in the last bits. */
+    blas_products(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
     if (dgh == dgx) { /* the same sums for both biases: one pass */
         NN_DISPATCH(column_sums)(g->b_ih, g->b_hh, dgx, GH, NULL, 0, (long)rows, GH);
     } else {
