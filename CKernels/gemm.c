@@ -17,6 +17,52 @@ void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* OpenBLAS's own thread control (its pthread build; threads.c sets it alongside ours). */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
+typedef struct {
+    int trans_a, trans_b, m, n, k, by_rows, per;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+} gemm_blocks;
+
+/* Block i of C: rows (or columns) [i*per, min((i+1)*per, extent)). */
+static void gemm_block(const gemm_blocks *g, int i) {
+    const int extent = g->by_rows ? g->m : g->n, lo = i * g->per, hi = lo + g->per < extent ? lo + g->per : extent;
+    if (g->by_rows) {
+        const float *a = g->trans_a ? g->a + lo : g->a + (long)lo * g->lda;
+        nn_sgemm(g->trans_a, g->trans_b, hi - lo, g->n, g->k, g->alpha, a, g->lda, g->b, g->ldb, g->beta,
+                 g->c + (long)lo * g->ldc, g->ldc);
+    } else {
+        const float *b = g->trans_b ? g->b + (long)lo * g->ldb : g->b + lo;
+        nn_sgemm(g->trans_a, g->trans_b, g->m, hi - lo, g->k, g->alpha, g->a, g->lda, b, g->ldb, g->beta,
+                 g->c + lo, g->ldc);
+    }
+}
+
+/* Same buffers as nn_sgemm. C is cut along its longer side into at most 8 blocks, a multiple of 16 wide
+ * (the kernels' unroll), so each thread gets a share and OpenBLAS packs the other operand few times. */
+void nn_sgemm_blocked(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    assert(m >= 0 && n >= 0 && k >= 0);
+    if (m == 0 || n == 0) return;
+    const int by_rows = m >= n, extent = by_rows ? m : n;
+    int per = (extent + 7) / 8;
+    per = (per + 15) / 16 * 16;
+    const int blocks = (extent + per - 1) / per;
+    const gemm_blocks g = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .by_rows = by_rows,
+                           .per = per, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+                           .lda = lda, .ldb = ldb, .ldc = ldc};
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (int i = 0; i < blocks; i++) gemm_block(&g, i);
+    openblas_set_num_threads(saved);
+}
+
 /* Same buffers as nn_sgemm. */
 void nn_sgemm_ref(int trans_a, int trans_b, int m, int n, int k, float alpha,
                   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {

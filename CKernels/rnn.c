@@ -197,9 +197,11 @@ typedef struct {
 #define FWD_UB(gates) (VW * ((gates) == 3 ? 1 : 4 / (gates)))
 /* Forward tile rows: 4 x 4 vectors fill AVX-512's 32 registers; AVX2 has 16, so 3 rows there. */
 #define FMR (VW == 8 ? 3 : 4)
-#define BMR 6          /* backward tile rows (6 x 2 vectors) */
+/* Backward tile rows (of 2 vectors): 8 on AVX-512, so a batch of 32 is four whole tiles. */
+#define BMR (VW == 16 ? 8 : 6)
 #define BUB (2 * VW)   /* backward block units */
-enum { TMR = 6, TNV = 4 }; /* the most rows and vectors of any tile */
+enum { TMR = 8, TNV = 4 }; /* the most rows and vectors of any tile */
+enum { FRG = 8, FKC = 64 }; /* forward step: tiles per row group, K chunk */
 
 static int use_fused = 1;
 void nn_rnn_set_fused(int on) { __atomic_store_n(&use_fused, on != 0, __ATOMIC_RELAXED); }
@@ -274,7 +276,7 @@ typedef struct {
     int pointwise;       /* 0: only the carry (after step 0, for dh0) */
 } bwd_ctx;
 
-/* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
+/* out[j] (and out2[j] when given) += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
  * of COLSUM_BLOCK columns. */
 enum { COLSUM_BLOCK = 64 };
 
@@ -306,7 +308,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     } else if (rows > 0) {
         if (w->b_ih)
             for (size_t r = 0; r < rows; r++) memcpy(gx + r * GH, w->b_ih, sizeof(float) * GH);
-        nn_sgemm(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
+        nn_sgemm_blocked(0, 1, (int)rows, GH, D, 1.0f, x, D, w->w_ih, D, w->b_ih ? 1.0f : 0.0f, gx, GH);
     }
 
     fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
@@ -347,14 +349,14 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
             k.s = s;
             if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
                 /* r and z first; n needs r * h before W_hn can be applied. */
-                nn_sgemm(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                nn_sgemm_blocked(0, 1, m, 2 * H, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 1;
                 NN_DISPATCH(fwd_pass)(&k);
-                nn_sgemm(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
+                nn_sgemm_blocked(0, 1, m, H, H, 1.0f, rh, H, w->w_hh + (size_t)2 * H * H, H, 0.0f, gh + 2 * H, GH);
                 k.pass = 2;
                 NN_DISPATCH(fwd_pass)(&k);
             } else {
-                nn_sgemm(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
+                nn_sgemm_blocked(0, 1, m, GH, H, 1.0f, h, H, w->w_hh, H, 0.0f, gh, GH);
                 k.pass = 0;
                 NN_DISPATCH(fwd_pass)(&k);
             }
@@ -371,17 +373,17 @@ static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, cons
                                           const nn_rnn_params *p) {
     const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
     const int rows = p->steps * p->batch;
-    if (g->w_ih) nn_sgemm(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
+    if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
     if (g->w_hh) {
         if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
             const float *rh = act + 3 * H; /* r * h_prev, rows S apart */
-            nn_sgemm(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
-            nn_sgemm(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
+            nn_sgemm_blocked(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            nn_sgemm_blocked(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
         } else {
-            nn_sgemm(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            nn_sgemm_blocked(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
         }
     }
-    if (dx) nn_sgemm(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
+    if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
 }
 
 void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, const float *dy, const float *dh_n,
@@ -438,14 +440,14 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
             if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
                 k.pass = 1;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
+                nn_sgemm_blocked(0, 0, m, H, H, 1.0f, rec + 2 * H, GH, w->w_hh + (size_t)2 * H * H, H, 0.0f, drh, H);
                 k.pass = 2;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+                nn_sgemm_blocked(0, 0, m, H, 2 * H, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             } else {
                 k.pass = 0;
                 NN_DISPATCH(bwd_pass)(&k);
-                nn_sgemm(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
+                nn_sgemm_blocked(0, 0, m, H, GH, 1.0f, rec, GH, w->w_hh, H, 1.0f, dh, H);
             }
         }
     }
@@ -464,14 +466,20 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     }
     /* After the loop the products are large and OpenBLAS's blocking beats our tiles (measured on one
      * thread: the weight gradients through a transposed dG and K-chunked tiles took the LSTM backward
-     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). */
+     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). They run as single-threaded calls on
+     * our team (nn_sgemm_blocked): OpenBLAS's own threads would share the cores with our workers, which
+     * spin for a while after the step loop, and its split between threads shows in the last bits. */
     blas_products(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
-    NN_DISPATCH(column_sums)(g->b_ih, dgx, GH, NULL, 0, (long)rows, GH);
-    NN_DISPATCH(column_sums)(g->b_hh, dgh, GH, NULL, 0, (long)rows, GH);
+    if (dgh == dgx) { /* the same sums for both biases: one pass */
+        NN_DISPATCH(column_sums)(g->b_ih, g->b_hh, dgx, GH, NULL, 0, (long)rows, GH);
+    } else {
+        NN_DISPATCH(column_sums)(g->b_ih, NULL, dgx, GH, NULL, 0, (long)rows, GH);
+        NN_DISPATCH(column_sums)(g->b_hh, NULL, dgh, GH, NULL, 0, (long)rows, GH);
+    }
     if (p->cell == NN_CELL_LSTM_PEEPHOLE) {
-        NN_DISPATCH(column_sums)(g->w_ci, dgx, GH, k.cprev, H, (long)rows, H);
-        NN_DISPATCH(column_sums)(g->w_cf, dgx + H, GH, k.cprev, H, (long)rows, H);
-        NN_DISPATCH(column_sums)(g->w_co, dgx + 3 * H, GH, k.cnew, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_ci, NULL, dgx, GH, k.cprev, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_cf, NULL, dgx + H, GH, k.cprev, H, (long)rows, H);
+        NN_DISPATCH(column_sums)(g->w_co, NULL, dgx + 3 * H, GH, k.cnew, H, (long)rows, H);
     }
 }
 
@@ -744,6 +752,36 @@ void nn_rnn_backward_ref(float *dx, float *dh0, float *dc0, const nn_rnn_grads *
 static inline void NN_L(copy_units)(float *dst, const float *src, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = src[j]; }
 static inline void NN_L(clear_units)(float *dst, int j0, int j1) { UNITS for (int j = j0; j < j1; j++) dst[j] = 0.0f; }
 
+/* fast_exp, fast_sigmoid and fast_tanh on whole vectors, operation for operation: the forward step applies
+ * the LSTM and GRU cells to a tile's output straight from L1 with these, one vector per gate, where the
+ * unit loops (vectorised behind run-time alias checks, a block being a single vector iteration) took
+ * 40% of the step. */
+typedef unsigned NN_L(vu_) __attribute__((vector_size(VW * 4)));
+static inline vf NN_L(vexp)(vf x) {
+    x = vselect(x > vsplat(88.3762626647949f), vsplat(88.3762626647949f), x);
+    x = vselect(x < vsplat(-88.3762626647949f), vsplat(-88.3762626647949f), x);
+    const vf t = x * 1.44269504088896341f + 12582912.0f;
+    const vf fx = t - 12582912.0f;
+    const vi n = (vi)t - 0x4B400000;
+    vf r = x - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    const vf z = r * r;
+    const vf y = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r + 4.1665795894E-2f) * r +
+                   1.6666665459E-1f) * r + 5.0000001201E-1f) * z + r + 1.0f;
+    const vi e = (vi)((NN_L(vu_))(n + 127) << 23);
+    return y * (vf)e;
+}
+static inline vf NN_L(vsigmoid)(vf x) { return 1.0f / (1.0f + NN_L(vexp)(-x)); }
+static inline vf NN_L(vtanh)(vf x) {
+    const vf ax = vselect(x < vsplat(0.0f), -x, x);
+    const vf z = x * x;
+    const vf small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z +
+                       1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+    vf big = 1.0f - 2.0f / (NN_L(vexp)(2.0f * ax) + 1.0f);
+    big = vselect(x < vsplat(0.0f), -big, big);
+    return vselect(ax < vsplat(0.625f), small, big);
+}
+
 
 
 static inline __attribute__((always_inline)) void NN_L(rnn_fwd_units_body)(const fwd_ctx *k, int j0, int j1, const fwd_rows *r, const int save) {
@@ -927,10 +965,10 @@ static void NN_L(fwd_pass)(const fwd_ctx *k) {
  * panel. Each output element is one chain of fused
  * multiply-adds in k order, whoever computes it. */
 static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, const int nv, int K, const float *const *a,
-                                                                const float *b, float *c) {
+                                                                const float *b, float *c, const int more) {
     vf acc[TMR][TNV];
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = vsplat(0.0f);
+        for (int v = 0; v < nv; v++) acc[r][v] = more ? vload(c + (r * nv + v) * VW) : vsplat(0.0f);
     /* The row broadcasts stay in registers and each vector of B is loaded once, used by every row and
      * dropped, so a tile needs rows·vectors + rows + 1 registers (4x4 on AVX2 spilled with all of B held).
      * Not unrolled: a second k in flight spilled accumulators on AVX2 too. */
@@ -951,12 +989,26 @@ static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, co
  * up to BMR rows of 2), out of line so the register block does not compete with its callers
  * (CKernels/README.md). */
 static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
-#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c); break;
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c, 0); break;
     switch (mr * 8 + nv) {
     NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
     NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    NN_TILE_CASE(8, 2) NN_TILE_CASE(7, 2)
     NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
-    default: NN_L(tile_mk)(1, 2, K, a, b, c); break;
+    default: NN_L(tile_mk)(1, 2, K, a, b, c, 0); break;
+    }
+#undef NN_TILE_CASE
+}
+
+/* The forward step's tiles continuing the sums already in c: the same chain of fused multiply-adds as one
+ * call over the whole K (c holds exactly the floats the registers held), so a block can run its rows
+ * over one K chunk of its panel at a time while that chunk sits in L1. */
+static __attribute__((noinline)) void NN_L(tile_more)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c, 1); break;
+    switch (mr * 8 + nv) {
+    NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
+    NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    default: NN_L(tile_mk)(1, 2, K, a, b, c, 1); break;
     }
 #undef NN_TILE_CASE
 }
@@ -988,12 +1040,13 @@ static void NN_L(pack_panels)(const rnn_gemm *g) {
     for (int cb = 0; cb < blocks; cb++) NN_L(pack_panel)(g, cb);
 }
 
-/* Item: column block it / row blocks, row block it % row blocks (a thread's items share panels). */
-/* Item it of chunk k0: column block it / row blocks, row block it % row blocks (a thread's items share
- * panels). The first chunk writes C (with the bias), later chunks add to it. */
+/* Item it of chunk k0: row block it / column blocks, column block it % column blocks: consecutive items
+ * share their rows of A, which stay in L1 while the panels stream from L2 (column-block order, sharing a
+ * panel, measured the LSTM bench input projection at 8.3 ms against 6.0 on one thread: every tile then took its A
+ * rows from L2). The first chunk writes C (with the bias), later chunks add to it. */
 static void NN_L(gemm_item)(const rnn_gemm *g, int k0, long it) {
-    const long rblocks = (g->m + FMR - 1) / FMR;
-    const int cb = (int)(it / rblocks), r0 = (int)(it % rblocks) * FMR;
+    const long cblocks = (g->n + GW - 1) / GW;
+    const int cb = (int)(it % cblocks), r0 = (int)(it / cblocks) * FMR;
     const int mr = g->m - r0 < FMR ? g->m - r0 : FMR, j0 = cb * GW, cnt = g->n - j0 < GW ? g->n - j0 : GW;
     const int kc = g->k - k0 < KC ? g->k - k0 : KC;
     const float *a[TMR];
@@ -1060,23 +1113,121 @@ static void NN_L(pack_backward)(const pack_ctx *k) {
     for (int jb = 0; jb < blocks; jb++) NN_L(pack_backward_block)(k, jb);
 }
 
+/* Prefetches of what the fast rows read (and write) at step k->s: each row's slice sits 4 KB or more
+ * from the next one's in buffers that no core has touched since the projection or the forward pass, so
+ * the hardware prefetchers miss them and every row waited on L3 or memory (about 5 of the LSTM forward
+ * step's 17 ms on one thread); issued before a block's tiles, they arrive while the tiles run. */
+static void NN_L(fwd_prefetch)(const fwd_ctx *k, int n0, int n1, int j0) {
+    const nn_rnn_params *p = k->p;
+    const int G = k->GH / k->H;
+    for (int n = n0; n < n1; n++) {
+        if (k->s >= seq_len(p, n)) continue;
+        const size_t tn = (size_t)time_of(p, k->s, n) * p->batch + n;
+        for (int g = 0; g < G; g++) __builtin_prefetch(k->gx + tn * k->GH + (size_t)g * k->H + j0);
+        __builtin_prefetch(k->y + tn * p->ldy + j0, 1);
+        if (k->act)
+            for (int g = 0; g < G; g++) __builtin_prefetch(k->act + tn * k->S + (size_t)g * k->H + j0, 1);
+    }
+}
+
+static void NN_L(bwd_prefetch)(const bwd_ctx *k, int n0, int n1, int j0) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, G = k->GH / H;
+    for (int n = n0; n < n1; n++) {
+        if (k->s >= seq_len(p, n)) continue;
+        const size_t tn = (size_t)time_of(p, k->s, n) * p->batch + n;
+        for (int j = j0; j < j0 + BUB; j += VW) {
+            for (int g = 0; g < 4; g++) __builtin_prefetch(k->act + tn * k->S + (size_t)g * H + j);
+            for (int g = 0; g < G; g++) __builtin_prefetch(k->dgx + tn * k->GH + (size_t)g * H + j, 1);
+            if (k->dy) __builtin_prefetch(k->dy + tn * p->ldy + j);
+            if (p->cell == NN_CELL_LSTM) {
+                __builtin_prefetch(k->cnew + tn * H + j);
+                __builtin_prefetch(k->cprev + tn * H + j);
+            } else {
+                __builtin_prefetch(k->hprev + tn * H + j);
+                for (int g = 0; g < G; g++) __builtin_prefetch(k->dgh + tn * k->GH + (size_t)g * H + j, 1);
+            }
+        }
+    }
+}
+
+/* The standard LSTM and the reset-after GRU on one full block (units j0 .. j0 + VW) of row n, from the
+ * block's tile output o (G vectors: the gates' recurrent products): fwd_units' work with the gates in
+ * registers, whole-vector loads and stores, no pass through gh. */
+static void NN_L(fwd_fast_row)(const fwd_ctx *k, int n, int j0, const float *o) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, N = p->batch;
+    const float *hin = k->hin + (size_t)n * H;
+    float *h = k->hout + (size_t)n * H;
+    if (k->s >= seq_len(p, n)) {
+        vstore(h + j0, vload(hin + j0));
+        return;
+    }
+    const size_t tn = (size_t)time_of(p, k->s, n) * N + n;
+    const float *gx = k->gx + tn * k->GH + j0, *bh = k->bh + j0;
+    float *y = k->y + tn * p->ldy + j0, *a = k->act ? k->act + tn * k->S + j0 : NULL;
+    const vf hp = vload(hin + j0);
+    if (k->hprev) vstore(k->hprev + tn * H + j0, hp);
+    if (p->cell == NN_CELL_LSTM) {
+        float *c = k->c + (size_t)n * H + j0;
+        const vf i = NN_L(vsigmoid)(vload(gx) + vload(o) + vload(bh));
+        const vf f = NN_L(vsigmoid)(vload(gx + H) + vload(o + VW) + vload(bh + H));
+        const vf g = NN_L(vtanh)(vload(gx + 2 * H) + vload(o + 2 * VW) + vload(bh + 2 * H));
+        const vf og = NN_L(vsigmoid)(vload(gx + 3 * H) + vload(o + 3 * VW) + vload(bh + 3 * H));
+        const vf cp = vload(c), cn = f * cp + i * g, hv = og * NN_L(vtanh)(cn);
+        vstore(c, cn);
+        vstore(h + j0, hv);
+        vstore(y, hv);
+        if (a) {
+            vstore(a, i); vstore(a + H, f); vstore(a + 2 * H, g); vstore(a + 3 * H, og);
+            vstore(k->cprev + tn * H + j0, cp);
+            vstore(k->cnew + tn * H + j0, cn);
+        }
+    } else { /* NN_CELL_GRU */
+        const vf rg = NN_L(vsigmoid)(vload(gx) + vload(o) + vload(bh));
+        const vf z = NN_L(vsigmoid)(vload(gx + H) + vload(o + VW) + vload(bh + H));
+        const vf hn = vload(o + 2 * VW) + vload(bh + 2 * H);
+        const vf nv = NN_L(vtanh)(vload(gx + 2 * H) + rg * hn);
+        const vf hv = nv + z * (hp - nv);
+        vstore(h + j0, hv);
+        vstore(y, hv);
+        if (a) { vstore(a, rg); vstore(a + H, z); vstore(a + 2 * H, nv); vstore(a + 3 * H, hn); }
+    }
+}
+
 /* Forward block jb of step k->s: the block's recurrent products for the running rows, then the cell on
  * the block's units of every row. */
 static void NN_L(fwd_block)(const fwd_ctx *k, int jb) {
     const int H = k->H, GH = k->GH, G = GH / H, ub = FWD_UB(G), nv = G * ub / VW;
     const int j0 = jb * ub, j1 = j0 + ub < H ? j0 + ub : H;
     const float *panel = k->packed + (size_t)jb * H * G * ub;
-    float out[TMR * TNV * VW];
-    for (int r0 = 0; r0 < k->rows; r0 += FMR) {
-        const int mr = k->rows - r0 < FMR ? k->rows - r0 : FMR;
-        const float *a[TMR];
-        for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(r0 + r) * H;
-        NN_L(tile)(mr, nv, H, a, panel, out);
-        for (int r = 0; r < mr; r++)
-            for (int g = 0; g < G; g++)
-                NN_L(copy_units)(k->gh + (size_t)(r0 + r) * GH + (size_t)g * H, out + r * nv * VW + g * ub - j0, j0, j1);
+    const int fast = j1 - j0 == VW && ub == VW && (k->p->cell == NN_CELL_LSTM || k->p->cell == NN_CELL_GRU);
+    /* Rows in groups of FRG tiles; each group runs over the panel one FKC chunk at a time, so the chunk
+     * (FKC x 4 vectors: 16 KB on AVX-512) is read from L1 by every tile of the group rather than the
+     * whole panel streamed from L2 by each tile. */
+    float out[FRG * FMR * TNV * VW];
+    for (int g0 = 0; g0 < k->rows; g0 += FRG * FMR) {
+        const int grows = k->rows - g0 < FRG * FMR ? k->rows - g0 : FRG * FMR;
+        if (fast) NN_L(fwd_prefetch)(k, g0, g0 + grows, j0);
+        for (int k0 = 0; k0 < H; k0 += FKC) {
+            const int kc = H - k0 < FKC ? H - k0 : FKC;
+            for (int r0 = 0; r0 < grows; r0 += FMR) {
+                const int mr = grows - r0 < FMR ? grows - r0 : FMR;
+                const float *a[TMR];
+                for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(g0 + r0 + r) * H + k0;
+                if (k0 == 0) NN_L(tile)(mr, nv, kc, a, panel, out + r0 * nv * VW);
+                else NN_L(tile_more)(mr, nv, kc, a, panel + (size_t)k0 * G * ub, out + r0 * nv * VW);
+            }
+        }
+        if (fast) {
+            for (int r = 0; r < grows; r++) NN_L(fwd_fast_row)(k, g0 + r, j0, out + r * nv * VW);
+        } else {
+            for (int r = 0; r < grows; r++)
+                for (int g = 0; g < G; g++)
+                    NN_L(copy_units)(k->gh + (size_t)(g0 + r) * GH + (size_t)g * H, out + r * nv * VW + g * ub - j0, j0, j1);
+        }
     }
-    for (int n = 0; n < k->p->batch; n++) NN_L(fwd_units)(k, n, j0, j1);
+    for (int n = fast ? k->rows : 0; n < k->p->batch; n++) NN_L(fwd_units)(k, n, j0, j1);
 }
 
 static void NN_L(fwd_blocks)(const fwd_ctx *k) {
@@ -1234,6 +1385,49 @@ static void NN_L(bwd_pass)(const bwd_ctx *k) {
     for (int n = 0; n < N; n++) NN_L(bwd_row)(k, n);
 }
 
+/* bwd_units for the standard LSTM and the reset-after GRU on a full block (BUB units) of row n, in whole
+ * vectors (see fwd_fast_row). */
+static void NN_L(bwd_fast_row)(const bwd_ctx *k, int n, int j0) {
+    const nn_rnn_params *p = k->p;
+    const int len = seq_len(p, n);
+    if (k->s >= len) return;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    const size_t tn = (size_t)time_of(p, k->s, n) * N + n;
+    float *dhr = k->dh + (size_t)n * H;
+    const float *a = k->act + tn * k->S, *dy = k->dy ? k->dy + tn * p->ldy : NULL;
+    float *dgx = k->dgx + tn * GH;
+    for (int j = j0; j < j0 + BUB; j += VW) {
+        vf dh;
+        if (k->s == len - 1) dh = k->dh_n ? vload(k->dh_n + (size_t)n * H + j) : vsplat(0.0f);
+        else dh = vload(dhr + j);
+        if (dy) dh = dh + vload(dy + j);
+        if (p->cell == NN_CELL_LSTM) {
+            float *dc = k->dc + (size_t)n * H + j;
+            const vf i = vload(a + j), f = vload(a + H + j), g = vload(a + 2 * H + j), o = vload(a + 3 * H + j);
+            const vf tc = NN_L(vtanh)(vload(k->cnew + tn * H + j));
+            const vf dao = dh * tc * o * (1.0f - o);
+            const vf d = vload(dc) + dh * o * (1.0f - tc * tc);
+            const vf dai = d * g * i * (1.0f - i);
+            const vf daf = d * vload(k->cprev + tn * H + j) * f * (1.0f - f);
+            vstore(dgx + j, dai);
+            vstore(dgx + H + j, daf);
+            vstore(dgx + 2 * H + j, d * i * (1.0f - g * g));
+            vstore(dgx + 3 * H + j, dao);
+            vstore(dc, d * f);
+            vstore(dhr + j, vsplat(0.0f));
+        } else { /* NN_CELL_GRU */
+            float *dgh = k->dgh + tn * GH;
+            const vf r = vload(a + j), z = vload(a + H + j), nv = vload(a + 2 * H + j), hn = vload(a + 3 * H + j);
+            const vf dan = dh * (1.0f - z) * (1.0f - nv * nv);
+            const vf dar = dan * hn * r * (1.0f - r);
+            const vf daz = dh * (vload(k->hprev + tn * H + j) - nv) * z * (1.0f - z);
+            vstore(dgx + j, dar); vstore(dgx + H + j, daz); vstore(dgx + 2 * H + j, dan);
+            vstore(dgh + j, dar); vstore(dgh + H + j, daz); vstore(dgh + 2 * H + j, dan * r);
+            vstore(dhr + j, dh * z);
+        }
+    }
+}
+
 /* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
  * carry is asked for) runs step k->s on them. */
 static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
@@ -1241,9 +1435,12 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
     const int H = k->H, GH = k->GH, N = p->batch;
     const int j0 = jb * BUB, j1 = j0 + BUB < H ? j0 + BUB : H;
     const float *panel = k->packed + (size_t)jb * GH * BUB;
+    const int fast = k->pointwise && j1 - j0 == BUB && !k->dgs && (p->cell == NN_CELL_LSTM || p->cell == NN_CELL_GRU);
     float out[TMR * 2 * VW];
+    if (fast) NN_L(bwd_prefetch)(k, k->rows, N, j0); /* rows past the product's */
     for (int r0 = 0; r0 < k->rows; r0 += BMR) {
         const int mr = k->rows - r0 < BMR ? k->rows - r0 : BMR;
+        if (fast) NN_L(bwd_prefetch)(k, r0, r0 + mr, j0);
         const float *a[TMR];
         for (int r = 0; r < mr; r++) {
             const int n = r0 + r;
@@ -1256,7 +1453,10 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
             for (int j = j0; j < j1; j++) dh[j] += out[r * BUB + j - j0];
         }
     }
-    if (k->pointwise)
+    if (!k->pointwise) return;
+    if (fast)
+        for (int n = 0; n < N; n++) NN_L(bwd_fast_row)(k, n, j0);
+    else
         for (int n = 0; n < N; n++) NN_L(bwd_units)(k, n, j0, j1);
 }
 
@@ -1269,7 +1469,7 @@ static void NN_L(bwd_blocks)(const bwd_ctx *k) {
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
  * column is summed in row order by one thread, so the result does not depend on the thread count. */
 
-static void NN_L(colsum_block)(float *out, const float *a, long lda, const float *b, long ldb, long rows, int j0, int width) {
+static void NN_L(colsum_block)(float *out, float *out2, const float *a, long lda, const float *b, long ldb, long rows, int j0, int width) {
     float acc[COLSUM_BLOCK] = {0};
     for (long r = 0; r < rows; r++) {
         const float *ar = a + r * lda + j0;
@@ -1281,15 +1481,21 @@ static void NN_L(colsum_block)(float *out, const float *a, long lda, const float
         }
     }
     for (int j = 0; j < width; j++) out[j0 + j] += acc[j];
+    if (out2)
+        for (int j = 0; j < width; j++) out2[j0 + j] += acc[j];
 }
 
-static void NN_L(column_sums)(float *out, const float *a, long lda, const float *b, long ldb, long rows, int cols) {
+static void NN_L(column_sums)(float *out, float *out2, const float *a, long lda, const float *b, long ldb, long rows, int cols) {
+    if (!out) {
+        out = out2;
+        out2 = NULL;
+    }
     if (!out) return;
     const int blocks = (cols + COLSUM_BLOCK - 1) / COLSUM_BLOCK;
     NN_PARALLEL_FOR_IF(rows * cols >= NN_PARALLEL_MIN && blocks > 1)
     for (int bi = 0; bi < blocks; bi++) {
         const int j0 = bi * COLSUM_BLOCK;
-        NN_L(colsum_block)(out, a, lda, b, ldb, rows, j0, cols - j0 < COLSUM_BLOCK ? cols - j0 : COLSUM_BLOCK);
+        NN_L(colsum_block)(out, out2, a, lda, b, ldb, rows, j0, cols - j0 < COLSUM_BLOCK ? cols - j0 : COLSUM_BLOCK);
     }
 }
 

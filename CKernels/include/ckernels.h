@@ -58,6 +58,13 @@ const char *nn_cpu_level_note(void);
  * trans_a/trans_b select the transposes; lda/ldb/ldc are the row strides of the stored matrices. */
 void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* The same product, bit-identical for any thread count: OpenBLAS's kernels sum the edges of a
+ * thread's share in another order than its interior on some cores (Haswell, Zen, Nehalem), so how it
+ * splits C between its threads shows in the last bits. Here C is cut into blocks whose bounds depend on
+ * M and N only, each one single-threaded OpenBLAS call made by one thread of our OpenMP team. Never
+ * called from inside an OpenMP parallel region. */
+void nn_sgemm_blocked(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* OpenBLAS's name for the core its kernels were chosen for ("SkylakeX", "Zen", "Haswell"...). */
 const char *nn_blas_core_name(void);
 /* Plain triple loop with double accumulation: the reference the tests compare nn_sgemm against. */

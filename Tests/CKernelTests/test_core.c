@@ -22,6 +22,36 @@ static void test_sgemm(void) {
     CHECK(c0[0] == 0 && c0[3] == 0);
 }
 
+/* nn_sgemm_blocked: the reference's values, and the same bits on 1, 2 and 3 threads, for shapes cut by
+ * rows (tall) and by columns (wide), with transposes and a ragged last block. */
+static void test_sgemm_blocked(void) {
+    static const int shapes[3][3] = {{300, 40, 70}, {20, 333, 45}, {9, 7, 5}};
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+                float *c[3], *r = malloc(sizeof(float) * m * n);
+                ctest_fill(a, (size_t)m * k, -1, 1);
+                ctest_fill(b, (size_t)k * n, -1, 1);
+                ctest_fill(r, (size_t)m * n, -1, 1);
+                const int lda = ta ? m : k, ldb = tb ? k : n;
+                for (int t = 0; t < 3; t++) {
+                    c[t] = malloc(sizeof(float) * m * n);
+                    memcpy(c[t], r, sizeof(float) * m * n);
+                    nn_set_num_threads(t + 1);
+                    nn_sgemm_blocked(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c[t], n);
+                }
+                nn_set_num_threads(0);
+                nn_sgemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, r, n);
+                ctest_close("sgemm_blocked", c[0], r, (size_t)m * n, 1e-5f, 1e-5f);
+                ctest_equal_bits("sgemm_blocked 1 vs 2 threads", c[0], c[1], (size_t)m * n);
+                ctest_equal_bits("sgemm_blocked 1 vs 3 threads", c[0], c[2], (size_t)m * n);
+                free(a); free(b); free(r);
+                for (int t = 0; t < 3; t++) free(c[t]);
+            }
+}
+
 static void test_reduce(void) {
     enum { O = 3, N = 70, I = 130 };
     static float x[O * N * I], out[O * I], outmax[O * I];
@@ -186,6 +216,7 @@ static void test_cpu_levels(void) {
 static void suite(void) {
     test_elementwise();
     test_sgemm();
+    test_sgemm_blocked();
     test_reduce();
     test_nan_propagation();
     test_softmax_extremes();
