@@ -14,7 +14,7 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     public var validationLoss: Double?
     /// Validation metrics by name (training metrics when there is no validation data).
     public var metrics: [String: Double]
-    /// The learning rate the epoch trained with.
+    /// The learning rate the epoch trained with (its first batch's, under a per-batch schedule).
     public var learningRate: Float
     public var seconds: Double
 }
@@ -137,7 +137,11 @@ public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
 public final class Trainer<Target: Batchable> {
     public let model: any Module
     public let optimizer: any Optimizer
+    /// A closed-form schedule, stepped after every epoch or every batch (its `interval`).
     public var schedule: (any LearningRateSchedule)?
+    /// Reduces the learning rate when its monitored quantity stalls, stepped after every epoch; not
+    /// together with `schedule`.
+    public var plateau: ReduceLROnPlateau?
     public var trainData: DataLoader<Target>
     public var validationData: (x: Tensor, y: Target)?
     public let loss: (Tensor, Target) throws -> Tensor
@@ -147,6 +151,8 @@ public final class Trainer<Target: Batchable> {
     public var gradientClipNorm: Float?
     /// Written (atomically) after every epoch when set.
     public var checkpointURL: URL?
+    /// Called after every epoch, in order, once the epoch's record is in `history`; any `.stop` ends
+    /// training after the epoch. `add(_:)` appends a `TrainingCallback` (`ModelCheckpoint`, `HistoryLog`).
     public var callbacks: [(EpochRecord) throws -> CallbackAction] = []
     public var progress: ProgressStyle = .automatic
     /// Check after every optimiser step that every parameter is finite (one pass over their memory) and
@@ -176,6 +182,9 @@ public final class Trainer<Target: Batchable> {
     @discardableResult
     public func fit(epochs: Int) throws -> History {
         guard epochs >= 0 else { throw NeuronError.invalidArgument("fit: epochs must not be negative, got \(epochs)") }
+        guard schedule == nil || plateau == nil else {
+            throw NeuronError.invalidArgument("fit: a closed-form schedule and ReduceLROnPlateau both set the learning rate; use one")
+        }
         let reporter = ProgressReporter(style: progress, total: epochs, batches: trainData.batchCount)
         history.stoppedEarly = false
         while epoch < epochs {
@@ -183,7 +192,8 @@ public final class Trainer<Target: Batchable> {
             history.epochs.append(record)
             var stop = updateEarlyStopping(record)
             for callback in callbacks where try callback(record) == .stop { stop = true }
-            schedule?.step()
+            if let schedule, schedule.interval == .epoch { schedule.step() }
+            if let plateau { plateau.step(try plateau.monitor.value(in: record)) }
             if let url = checkpointURL { try saveCheckpoint(to: url) }
             reporter.finishEpoch(record)
             if stop {
@@ -218,6 +228,7 @@ public final class Trainer<Target: Batchable> {
                 if checksParameters, let name = firstNonFiniteParameter(model.namedParameters) {
                     throw NeuronError.nonFinite("parameter '\(name)' is NaN or infinite after the optimiser step (check the gradients and the learning rate)")
                 }
+                if let schedule, schedule.interval == .batch { schedule.step() }
             } catch NeuronError.nonFinite(let message) {
                 throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
             }
@@ -244,6 +255,12 @@ public final class Trainer<Target: Batchable> {
         }
         record.seconds = Date().timeIntervalSince(start)
         return record
+    }
+
+    /// Appends `callback` to `callbacks`: it is called after every epoch with the record, the history
+    /// and the model. The trainer keeps the callback; the callback does not keep the trainer.
+    public func add(_ callback: some TrainingCallback) {
+        callbacks.append { [unowned self] record in try callback.epochEnded(record, history: self.history, model: self.model) }
     }
 
     /// Loss and metrics of the model on `x`, `y` in evaluation mode without gradients, run in batches
