@@ -31,11 +31,14 @@ let package = Package(
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron",
-                // The style-transfer demo's images, the CO2 series and the fortunes excerpt (licences in Resources/).
+                // The CO2 series and the fortunes excerpt that `Datasets` and `Fortunes` read (licences in Resources/data).
                 resources: [.copy("Resources")]),
+        // The demos, with the style-transfer images they read: not part of the `Neuron` product, so a package
+        // that depends on Neuron compiles neither them nor swift-argument-parser.
+        .target(name: "NeuronDemos", dependencies: ["Neuron"], path: "Sources/NeuronDemos", resources: [.copy("Resources")]),
         .executableTarget(
             name: "neuron",
-            dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Neuron", "NeuronDemos", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/neuron"
         ),
         .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
@@ -46,7 +49,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuronTests",
-            dependencies: ["Neuron", "CKernels"],
+            dependencies: ["Neuron", "NeuronDemos", "CKernels"],
             path: "Tests/NeuronTests",
             resources: [.copy("../Fixtures")]
         ),
