@@ -42,6 +42,7 @@ public struct CSVTable {
         /// Every column with a cell that is neither a number nor missing (needs a header).
         case inferred
 
+        /// `.named(names)`: `textColumns: ["date", "name"]`.
         public init(arrayLiteral names: String...) { self = .named(names) }
     }
 
@@ -179,6 +180,7 @@ public struct CSVTable {
         return d
     }
 
+    /// The number of data rows (the header not counted).
     public var rowCount: Int { values.shape[0] }
     /// The number of numeric columns (the columns of `values`).
     public var columnCount: Int { values.shape[1] }

@@ -13,19 +13,32 @@ import Foundation
 /// be combined with a closed-form `schedule`, which would overwrite its reductions.
 public final class ReduceLROnPlateau {
     /// Whether a relative or absolute threshold decides improvement.
-    public enum ThresholdMode: Sendable { case relative, absolute }
+    public enum ThresholdMode: Sendable {
+        /// Improvement beyond best · (1 ∓ threshold) (PyTorch's "rel").
+        case relative
+        /// Improvement beyond best ∓ threshold (PyTorch's "abs").
+        case absolute
+    }
 
+    /// The optimiser whose learning rate it reduces.
     public let optimizer: any Optimizer
     /// The quantity `Trainer` passes to `step(_:)`.
     public let monitor: Monitor
     /// `.min` or `.max` (`.auto` resolved by `monitor`).
     public let mode: MonitorMode
+    /// The multiplier of each reduction.
     public let factor: Float
+    /// Epochs without improvement tolerated before a reduction.
     public let patience: Int
+    /// The least improvement that counts, relative or absolute per `thresholdMode`.
     public let threshold: Double
+    /// Whether `threshold` is relative to the best value or absolute.
     public let thresholdMode: ThresholdMode
+    /// Epochs after a reduction during which bad epochs are not counted.
     public let cooldown: Int
+    /// The rate is never reduced below this.
     public let minLearningRate: Float
+    /// Reductions smaller than this are skipped.
     public let eps: Float
     /// The best value so far (+∞ in `.min` mode, −∞ in `.max` before the first step).
     public private(set) var best: Double

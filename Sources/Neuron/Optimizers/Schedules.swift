@@ -59,12 +59,17 @@ extension LearningRateSchedule {
 /// Multiplies the learning rate by `gamma` every `stepSize` epochs (PyTorch's `StepLR`):
 /// lr(e) = base · gamma^⌊e / stepSize⌋. Keras's nearest is `ExponentialDecay(staircase: true)`, per batch.
 public final class StepLR: LearningRateSchedule {
+    /// The optimiser whose learning rate this schedule sets.
     public let optimizer: any Optimizer
+    /// The rate at step 0 (PyTorch's `base_lrs`).
     public let baseLearningRate: Float
+    /// Steps between two multiplications by `gamma`.
     public let stepSize: Int
+    /// The factor applied every `stepSize` steps.
     public let gamma: Float
     /// When `Trainer` steps it; `.batch` counts `stepSize` in batches.
     public var interval = ScheduleInterval.epoch
+    /// Completed steps; setting it sets the optimiser's rate (see `LearningRateSchedule.lastEpoch`).
     public var lastEpoch = 0 {
         didSet {
             precondition(lastEpoch >= 0, "StepLR lastEpoch must not be negative, got \(lastEpoch)")
@@ -82,6 +87,7 @@ public final class StepLR: LearningRateSchedule {
         self.gamma = gamma
     }
 
+    /// The learning rate after `epoch` completed steps.
     public func learningRate(atEpoch epoch: Int) -> Float {
         // In double, as PyTorch's Python floats, so long runs do not drift.
         Float(Double(baseLearningRate) * Foundation.pow(Double(gamma), Double(epoch / stepSize)))
@@ -93,12 +99,17 @@ public final class StepLR: LearningRateSchedule {
 /// lr(e) = etaMin + (base − etaMin)·(1 + cos(π·e / tMax)) / 2. Past `tMax` the cosine continues and the
 /// rate climbs back, as PyTorch's. Keras's `CosineDecay` counts batches and stays at its floor.
 public final class CosineAnnealingLR: LearningRateSchedule {
+    /// The optimiser whose learning rate this schedule sets.
     public let optimizer: any Optimizer
+    /// The rate at step 0 (PyTorch's `base_lrs`).
     public let baseLearningRate: Float
+    /// Steps from the base rate down to `etaMin` (half a cosine period).
     public let tMax: Int
+    /// The lowest rate, reached after `tMax` steps.
     public let etaMin: Float
     /// When `Trainer` steps it; `.batch` counts `tMax` in batches (cosine decay over every batch of a run).
     public var interval = ScheduleInterval.epoch
+    /// Completed steps; setting it sets the optimiser's rate (see `LearningRateSchedule.lastEpoch`).
     public var lastEpoch = 0 {
         didSet {
             precondition(lastEpoch >= 0, "CosineAnnealingLR lastEpoch must not be negative, got \(lastEpoch)")
@@ -116,6 +127,7 @@ public final class CosineAnnealingLR: LearningRateSchedule {
         self.etaMin = etaMin
     }
 
+    /// The learning rate after `epoch` completed steps.
     public func learningRate(atEpoch epoch: Int) -> Float {
         let base = Double(baseLearningRate), floor = Double(etaMin)
         return Float(floor + (base - floor) * (1 + Foundation.cos(Double.pi * Double(epoch) / Double(tMax))) / 2)
@@ -127,12 +139,19 @@ public final class CosineAnnealingLR: LearningRateSchedule {
 /// (endFactor − startFactor) · min(s, totalIters) / totalIters). With `startFactor` small and
 /// `endFactor` 1 it is the linear warm-up, usually per batch (`interval: .batch`).
 public final class LinearLR: LearningRateSchedule {
+    /// The optimiser whose learning rate this schedule sets.
     public let optimizer: any Optimizer
+    /// The rate at step 0 (PyTorch's `base_lrs`).
     public let baseLearningRate: Float
+    /// The multiple of the base rate at step 0.
     public let startFactor: Float
+    /// The multiple of the base rate from step `totalIters` on.
     public let endFactor: Float
+    /// Steps from `startFactor` to `endFactor`.
     public let totalIters: Int
+    /// Whether `Trainer` steps it per epoch or per batch.
     public let interval: ScheduleInterval
+    /// Completed steps; setting it sets the optimiser's rate (see `LearningRateSchedule.lastEpoch`).
     public var lastEpoch = 0 {
         didSet {
             precondition(lastEpoch >= 0, "LinearLR lastEpoch must not be negative, got \(lastEpoch)")
@@ -161,6 +180,7 @@ public final class LinearLR: LearningRateSchedule {
         applyLearningRate()
     }
 
+    /// The learning rate after `epoch` completed steps.
     public func learningRate(atEpoch epoch: Int) -> Float {
         let progress = Double(Swift.min(epoch, totalIters)) / Double(totalIters)
         return Float(Double(baseLearningRate) * (Double(startFactor) + (Double(endFactor) - Double(startFactor)) * progress))
@@ -178,20 +198,36 @@ public final class LinearLR: LearningRateSchedule {
 /// raises an error after).
 public final class OneCycleLR: LearningRateSchedule {
     /// How each phase moves between its two rates.
-    public enum Annealing: Sendable { case cosine, linear }
+    public enum Annealing: Sendable {
+        /// Half a cosine from the start rate to the end rate (PyTorch's "cos").
+        case cosine
+        /// A straight line (PyTorch's "linear").
+        case linear
+    }
 
+    /// The optimiser whose learning rate this schedule sets.
     public let optimizer: any Optimizer
+    /// The rate at step 0 (PyTorch's `base_lrs`).
     public let baseLearningRate: Float
+    /// The peak rate, reached at the end of the first phase.
     public let maxLearningRate: Float
+    /// The steps in the whole cycle.
     public let totalSteps: Int
+    /// The share of the steps spent climbing to the peak.
     public let pctStart: Double
+    /// How each phase moves between its rates: half a cosine, or linearly.
     public let annealing: Annealing
+    /// Initial rate = `maxLearningRate / divFactor`.
     public let divFactor: Double
+    /// Minimum rate = initial rate / `finalDivFactor`.
     public let finalDivFactor: Double
+    /// Whether the rate comes back down to the initial rate before the final annealing.
     public let threePhase: Bool
+    /// Whether `Trainer` steps it per epoch or per batch.
     public let interval: ScheduleInterval
     /// (last step of the phase, its start rate, its end rate), in order.
     private let phases: [(end: Double, from: Double, to: Double)]
+    /// Completed steps; setting it sets the optimiser's rate (see `LearningRateSchedule.lastEpoch`).
     public var lastEpoch = 0 {
         didSet {
             precondition(lastEpoch >= 0, "OneCycleLR lastEpoch must not be negative, got \(lastEpoch)")
@@ -243,6 +279,7 @@ public final class OneCycleLR: LearningRateSchedule {
         applyLearningRate()
     }
 
+    /// The learning rate after `epoch` completed steps.
     public func learningRate(atEpoch epoch: Int) -> Float {
         let step = Double(Swift.min(epoch, totalSteps - 1))
         var start = 0.0

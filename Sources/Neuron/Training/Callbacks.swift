@@ -36,7 +36,10 @@ public enum Monitor: Sendable, Equatable, CustomStringConvertible {
 
 /// Whether smaller or larger values of a monitored quantity are better.
 public enum MonitorMode: Sendable, Equatable {
-    case min, max
+    /// Smaller is better (losses).
+    case min
+    /// Larger is better (accuracy).
+    case max
     /// `.max` for a metric whose name contains "acc", "auc", "precision", "recall" or "f1", else `.min`
     /// (Keras's "auto", which looks for "acc").
     case auto
@@ -74,9 +77,11 @@ public protocol TrainingCallback: AnyObject {
 public final class ModelCheckpoint: TrainingCallback {
     /// Where the weights go; `{epoch}` in the last path component is replaced by the epoch number.
     public let url: URL
+    /// The quantity compared between epochs.
     public let monitor: Monitor
     /// `.min` or `.max` (`.auto` resolved by `monitor`).
     public let mode: MonitorMode
+    /// Whether only epochs better than every earlier one are saved.
     public let saveBestOnly: Bool
     /// The least improvement over the best that counts as better.
     public let minDelta: Double
@@ -118,6 +123,9 @@ public final class ModelCheckpoint: TrainingCallback {
         return true
     }
 
+    /// Saves the model's weights when `record` is the best epoch so far (or always, without `saveBestOnly`).
+    /// - Throws: `NeuronError.invalidArgument` when the monitored metric is missing; `.io` when the file
+    ///   cannot be written.
     public func epochEnded(_ record: EpochRecord, history: History, model: any Module) throws -> CallbackAction {
         guard try !saveBestOnly || isBest(record, history: history) else { return .continue }
         let value = try monitor.value(in: record)
@@ -132,10 +140,14 @@ public final class ModelCheckpoint: TrainingCallback {
 /// file name ends in `.csv` (`History.csvText()`), else JSON (`History`'s `Codable` form). The file is
 /// rewritten atomically from the history each time, so after `resume(from:)` it holds every epoch.
 public final class HistoryLog: TrainingCallback {
+    /// The log file: CSV when its name ends in `.csv`, else JSON.
     public let url: URL
 
+    /// A log written to `url` after every epoch.
     public init(to url: URL) { self.url = url }
 
+    /// Rewrites the log from `history`.
+    /// - Throws: `NeuronError.io` when the file cannot be written.
     public func epochEnded(_ record: EpochRecord, history: History, model: any Module) throws -> CallbackAction {
         try history.write(to: url)
         return .continue
