@@ -182,13 +182,14 @@ consumer: deps
 	test -s "$$tmp/consumer/Sources/readme/main.swift" || { echo "consumer: no swift block under '## Example' in README.md"; exit 1; }; \
 	cd "$$tmp/consumer" && env -u NEURON_CPU NEURON_PACKAGE_URL="file://$$tmp/Neuron" NEURON_VERSION="$(NEURON_VERSION)" \
 	  swift build -c release -v > build.log 2>&1 || { tail -40 build.log; exit 1; }; \
-	if grep -E -- '-module-name (ArgumentParser[A-Za-z]*|NeuronDemos) ' build.log >/dev/null \
-	   || find .build/release -maxdepth 1 \( -name '*ArgumentParser*' -o -name 'NeuronDemos*' \) | grep -q . \
-	   || find .build/release/Neuron.build -name '*Demo*' | grep -q .; then \
+	if grep -E -- '-module-name (ArgumentParser[A-Za-z]*|GenerateManual|GenerateDoccReference|NeuronDemos) ' build.log >/dev/null \
+	   || test -e .build/checkouts/swift-argument-parser \
+	   || find .build/release/ -maxdepth 1 \( -name '*ArgumentParser*' -o -name 'NeuronDemos*' \) | grep -q . \
+	   || find .build/release/Neuron.build/ -name '*Demo*' | grep -q .; then \
 	  echo "consumer: FAILED: the build compiled demo or ArgumentParser code:"; \
 	  grep -oE -- '-module-name [A-Za-z]+' build.log | sort -u; exit 1; \
 	fi; \
-	echo "consumer: built modules: $$(grep -oE -- '-module-name [A-Za-z_]+' build.log | sed 's/-module-name //' | sort -u | tr '\n' ' ')(no demo, no ArgumentParser)"; \
+	echo "consumer: built modules: $$(grep -oE -- '-module-name [A-Za-z_]+' build.log | sed 's/-module-name //' | sort -u | tr '\n' ' ')(no demo; swift-argument-parser neither fetched nor compiled)"; \
 	env -u NEURON_CPU ./.build/release/consumer $(CONSUMER_ARGS); \
 	./.build/release/readme | tee readme.out; \
 	awk '/^epoch [0-9]+: loss / { loss = $$4; if (first == "") first = loss } \

@@ -5,16 +5,25 @@
 // baseline, AVX2 or AVX-512 code at load time from CPUID (CKernels/README.md).
 import PackageDescription
 
+// The command-line tools (`neuron`, `neuron-bench`, `neuron-fuzz`) and swift-argument-parser are declared
+// only when Neuron is built on its own. Checked out as another package's dependency (SwiftPM puts it under
+// `.build/checkouts/`, Xcode under `SourcePackages/checkouts/`) the package is the `Neuron` library and its
+// C targets, so a dependent neither fetches nor compiles swift-argument-parser or its plugins.
+// NEURON_TOOLS=1 or NEURON_TOOLS=0 overrides the guess.
+let buildsTools = Context.environment["NEURON_TOOLS"].map { $0 == "1" } ?? !Context.packageDirectory.contains("/checkouts/")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "Neuron",
     products: [
         .library(name: "Neuron", targets: ["Neuron"]),
+    ] + (buildsTools ? [
         .executable(name: "neuron", targets: ["neuron"]),
         .executable(name: "neuron-bench", targets: ["NeuronBench"]),
-    ],
-    dependencies: [
+    ] : []),
+    dependencies: buildsTools ? [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
+    ] : [],
     targets: [
         .target(
             name: "CKernels",
@@ -36,22 +45,15 @@ let package = Package(
         // The demos, with the style-transfer images they read: not part of the `Neuron` product, so a package
         // that depends on Neuron compiles neither them nor swift-argument-parser.
         .target(name: "NeuronDemos", dependencies: ["Neuron"], path: "Sources/NeuronDemos", resources: [.copy("Resources")]),
-        .executableTarget(
-            name: "neuron",
-            dependencies: ["Neuron", "NeuronDemos", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/neuron"
-        ),
-        .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
-        .executableTarget(
-            name: "NeuronBench",
-            dependencies: ["Neuron", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/NeuronBench"
-        ),
         .testTarget(
             name: "NeuronTests",
             dependencies: ["Neuron", "NeuronDemos", "CKernels"],
             path: "Tests/NeuronTests",
             resources: [.copy("../Fixtures")]
         ),
-    ]
+    ] + (buildsTools ? [
+        .executableTarget(name: "neuron", dependencies: ["Neuron", "NeuronDemos", argumentParser], path: "Sources/neuron"),
+        .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
+        .executableTarget(name: "NeuronBench", dependencies: ["Neuron", "CKernels", argumentParser], path: "Benchmarks/NeuronBench"),
+    ] : [])
 )
