@@ -257,6 +257,7 @@ private func temporaryFile(_ text: String, name: String = "data.csv") throws -> 
         let marker = failure { try CSVTable(parsing: text, hasHeader: true, textColumns: ["city"], missingMarkers: ["NA", "?"]) }
         #expect(marker?.message.contains("line 2, column 2 (\"size\"): missing value \"NA\"") == true)
         #expect(failure { try CSVTable(parsing: "1,a\n", textColumns: .inferred) }?.kind == "invalidArgument")
+        #expect(failure { try CSVTable(parsing: "a,a\nx,y\n", hasHeader: true, textColumns: .inferred) }?.kind == "invalidArgument")
         // Numbers stay numbers under inference, quoted or not.
         let numeric = try CSVTable(parsing: "a,b\n\"1\",2\n3,4\n", hasHeader: true, textColumns: .inferred)
         #expect(numeric.textColumnNames.isEmpty && numeric.values == Tensor([[1, 2], [3, 4]]))

@@ -468,6 +468,9 @@ struct CSVRecordParser {
                 names = fields.map(text(of:))
                 isText = names!.map(textColumns.contains)
                 textNames = names!.filter(textColumns.contains)
+                if let twice = textNames.first(where: { name in textNames.filter { $0 == name }.count > 1 }) {
+                    throw NeuronError.invalidArgument("\(source): the header names column \(twice.debugDescription) twice, so it cannot be read as text by name")
+                }
                 textCells = Array(repeating: [], count: textNames.count)
                 width = (fields.count, 0)
                 continue
