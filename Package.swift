@@ -6,11 +6,13 @@
 import PackageDescription
 
 // The command-line tools (`neuron`, `neuron-bench`, `neuron-fuzz`) and swift-argument-parser are declared
-// only when Neuron is built on its own. Checked out as another package's dependency (SwiftPM puts it under
-// `.build/checkouts/`, Xcode under `SourcePackages/checkouts/`) the package is the `Neuron` library and its
-// C targets, so a dependent neither fetches nor compiles swift-argument-parser or its plugins.
-// NEURON_TOOLS=1 or NEURON_TOOLS=0 overrides the guess.
-let buildsTools = Context.environment["NEURON_TOOLS"].map { $0 == "1" } ?? !Context.packageDirectory.contains("/checkouts/")
+// only when Neuron is built on its own. As another package's dependency the package is the `Neuron` library
+// and its C targets, so a dependent neither fetches nor compiles swift-argument-parser or its plugins.
+// SwiftPM evaluates a dependency's manifest at "/" while resolving versions (a view of the tagged tree) and
+// then in its checkout (`.build/checkouts/`; Xcode's `SourcePackages/checkouts/`). NEURON_TOOLS=1 or
+// NEURON_TOOLS=0 overrides the guess.
+let isDependency = Context.packageDirectory == "/" || Context.packageDirectory.contains("/checkouts/")
+let buildsTools = Context.environment["NEURON_TOOLS"].map { $0 == "1" } ?? !isDependency
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
