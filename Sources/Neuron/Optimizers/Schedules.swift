@@ -34,6 +34,9 @@ public protocol LearningRateSchedule: AnyObject {
 }
 
 extension LearningRateSchedule {
+    /// `.epoch`, for schedules that do not say.
+    public var interval: ScheduleInterval { .epoch }
+
     /// Ends an epoch (or a batch): advances `lastEpoch` and updates the optimiser's learning rate.
     public func step() { lastEpoch += 1 }
 
