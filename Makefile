@@ -166,18 +166,39 @@ fuzz-slice-asan: deps
 	ASAN_OPTIONS=detect_leaks=0 .build-fuzz-slice/release/neuron-fuzz --seed $(FUZZ_SEED) --cases $(FUZZ_SLICE_CASES) --jobs $(FUZZ_JOBS) --batch 1000
 
 # Proves that `import Neuron` works from another package as a user would take it: Neuron (the committed
-# HEAD plus uncommitted changes to tracked files) is cloned into a temporary folder and tagged 0.1.0, and
-# Tests/Consumer, copied beside it, depends on it by version (`from: "0.1.0"`, a file URL) and is built
-# with a plain `swift build -c release`. The consumer fails unless OpenMP is on and the kernels run at
-# the best level this CPU has. CONSUMER_ARGS=--lenet-step also times a LeNet-5 training step.
+# HEAD plus uncommitted changes to tracked files) is cloned into a temporary folder and tagged with the
+# README's version, and Tests/Consumer, copied beside it, depends on it by version (`from:`, a file URL)
+# and is built with a plain `swift build -c release`. The consumer fails unless OpenMP is on and the
+# kernels run at the best level this CPU has; CONSUMER_ARGS=--lenet-step also times a LeNet-5 training
+# step. The README's example, extracted from README.md into a second executable (`readme`), must build,
+# run and end with at most half its first loss. The build must compile no demo and nothing of
+# swift-argument-parser (the library product is Neuron and its C targets only).
+NEURON_VERSION := $(shell sed -n 's/^Version \([0-9][0-9.]*\) .*/\1/p' README.md | head -1)
 consumer: deps
-	@set -e; tmp=$$(mktemp -d /tmp/neuron-consumer.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	@set -eo pipefail; tmp=$$(mktemp -d /tmp/neuron-consumer.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
 	rev=$$(git stash create); rev=$${rev:-HEAD}; \
 	git clone -q --no-checkout "$(CURDIR)" "$$tmp/Neuron"; \
-	git -C "$$tmp/Neuron" checkout -q --detach "$$rev" && git -C "$$tmp/Neuron" tag 0.1.0; \
+	git -C "$$tmp/Neuron" checkout -q --detach "$$rev" && git -C "$$tmp/Neuron" tag "$(NEURON_VERSION)"; \
 	cp -R Tests/Consumer "$$tmp/consumer"; \
-	cd "$$tmp/consumer" && env -u NEURON_CPU NEURON_PACKAGE_URL="file://$$tmp/Neuron" swift build -c release && \
-	env -u NEURON_CPU ./.build/release/consumer $(CONSUMER_ARGS)
+	mkdir -p "$$tmp/consumer/Sources/readme"; \
+	awk '/^## Example/ { inside = 1; next } inside && /^```swift/ { copying = 1; next } copying && /^```/ { exit } copying' \
+	  README.md > "$$tmp/consumer/Sources/readme/main.swift"; \
+	test -s "$$tmp/consumer/Sources/readme/main.swift" || { echo "consumer: no swift block under '## Example' in README.md"; exit 1; }; \
+	cd "$$tmp/consumer" && env -u NEURON_CPU NEURON_PACKAGE_URL="file://$$tmp/Neuron" NEURON_VERSION="$(NEURON_VERSION)" \
+	  swift build -c release -v > build.log 2>&1 || { tail -40 build.log; exit 1; }; \
+	if grep -E -- '-module-name (ArgumentParser[A-Za-z]*|GenerateManual|GenerateDoccReference|NeuronDemos) ' build.log >/dev/null \
+	   || test -e .build/checkouts/swift-argument-parser \
+	   || find .build/release/ -maxdepth 1 \( -name '*ArgumentParser*' -o -name 'NeuronDemos*' \) | grep -q . \
+	   || find .build/release/Neuron.build/ -name '*Demo*' | grep -q .; then \
+	  echo "consumer: FAILED: the build compiled demo or ArgumentParser code:"; \
+	  grep -oE -- '-module-name [A-Za-z]+' build.log | sort -u; exit 1; \
+	fi; \
+	echo "consumer: built modules: $$(grep -oE -- '-module-name [A-Za-z_]+' build.log | sed 's/-module-name //' | sort -u | tr '\n' ' ')(no demo; swift-argument-parser neither fetched nor compiled)"; \
+	env -u NEURON_CPU ./.build/release/consumer $(CONSUMER_ARGS); \
+	./.build/release/readme | tee readme.out; \
+	awk '/^epoch [0-9]+: loss / { loss = $$4; if (first == "") first = loss } \
+	     END { if (first == "" || loss + 0 > first / 2) { print "consumer: FAILED: README example: the loss went from " first " to " loss ", not down by half"; exit 1 } \
+	           print "consumer: README example: the loss fell from " first " to " loss }' readme.out
 
 bench-c: build/bench/cbench
 	build/bench/cbench

@@ -5,16 +5,27 @@
 // baseline, AVX2 or AVX-512 code at load time from CPUID (CKernels/README.md).
 import PackageDescription
 
+// The command-line tools (`neuron`, `neuron-bench`, `neuron-fuzz`) and swift-argument-parser are declared
+// only when Neuron is built on its own. As another package's dependency the package is the `Neuron` library
+// and its C targets, so a dependent neither fetches nor compiles swift-argument-parser or its plugins.
+// SwiftPM evaluates a dependency's manifest at "/" while resolving versions (a view of the tagged tree) and
+// then in its checkout (`.build/checkouts/`; Xcode's `SourcePackages/checkouts/`). NEURON_TOOLS=1 or
+// NEURON_TOOLS=0 overrides the guess.
+let isDependency = Context.packageDirectory == "/" || Context.packageDirectory.contains("/checkouts/")
+let buildsTools = Context.environment["NEURON_TOOLS"].map { $0 == "1" } ?? !isDependency
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
 let package = Package(
     name: "Neuron",
     products: [
         .library(name: "Neuron", targets: ["Neuron"]),
+    ] + (buildsTools ? [
         .executable(name: "neuron", targets: ["neuron"]),
         .executable(name: "neuron-bench", targets: ["NeuronBench"]),
-    ],
-    dependencies: [
+    ] : []),
+    dependencies: buildsTools ? [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
+    ] : [],
     targets: [
         .target(
             name: "CKernels",
@@ -31,24 +42,20 @@ let package = Package(
         // PNG codec over libpng: C so libpng's setjmp/longjmp error handling never crosses into Swift.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron",
-                // The style-transfer demo's images, the CO2 series and the fortunes excerpt (licences in Resources/).
+                // The CO2 series and the fortunes excerpt that `Datasets` and `Fortunes` read (licences in Resources/data).
                 resources: [.copy("Resources")]),
-        .executableTarget(
-            name: "neuron",
-            dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Sources/neuron"
-        ),
-        .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
-        .executableTarget(
-            name: "NeuronBench",
-            dependencies: ["Neuron", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/NeuronBench"
-        ),
+        // The demos, with the style-transfer images they read: not part of the `Neuron` product, so a package
+        // that depends on Neuron compiles neither them nor swift-argument-parser.
+        .target(name: "NeuronDemos", dependencies: ["Neuron"], path: "Sources/NeuronDemos", resources: [.copy("Resources")]),
         .testTarget(
             name: "NeuronTests",
-            dependencies: ["Neuron", "CKernels"],
+            dependencies: ["Neuron", "NeuronDemos", "CKernels"],
             path: "Tests/NeuronTests",
             resources: [.copy("../Fixtures")]
         ),
-    ]
+    ] + (buildsTools ? [
+        .executableTarget(name: "neuron", dependencies: ["Neuron", "NeuronDemos", argumentParser], path: "Sources/neuron"),
+        .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
+        .executableTarget(name: "NeuronBench", dependencies: ["Neuron", "CKernels", argumentParser], path: "Benchmarks/NeuronBench"),
+    ] : [])
 )

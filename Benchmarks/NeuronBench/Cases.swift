@@ -15,7 +15,7 @@ extension BenchmarkCase {
          gram("gram_256x4096", channels: 256, positions: 4096), gram("gram_64x50176", channels: 64, positions: 224 * 224),
          iouCase("box_iou_1000x1000", n: 1000), iouCase("box_iou_5000x5000", n: 5000),
          nmsCase("nms_2000", n: 2000, batched: false), nmsCase("nms_10000", n: 10000, batched: false),
-         nmsCase("nms_batched_10000", n: 10000, batched: true)]
+         nmsCase("nms_batched_10000", n: 10000, batched: true), csvNumeric]
     }
 
     /// nn.LSTM / nn.GRU (input 128, hidden 256, one layer, time-major) on x [64, 32, 128] from a zero
@@ -109,6 +109,24 @@ extension BenchmarkCase {
                 let loss = try crossEntropy(try logits.reshaped([steps * batch, vocabulary]), labels: targets)
                 try loss.backward()
                 try optimizer.step()
+            }
+        }
+    }
+
+    /// `CSVTable` parsing 200,000 rows of 20 numeric columns with a header (about 34 MB of text, cells
+    /// like `-1.234567`, as pandas writes float32 data), from bytes in memory to the [200000, 20] tensor.
+    static var csvNumeric: BenchmarkCase {
+        BenchmarkCase(name: "csv_200kx20") {
+            var g = RandomGenerator(seed: 6)
+            let values = Tensor.normal([200_000, 20], using: &g).scalars
+            var text = (0..<20).map { "c\($0)" }.joined(separator: ",") + "\n"
+            text.reserveCapacity(values.count * 10)
+            for row in 0..<200_000 {
+                text += (0..<20).map { String(format: "%.6f", values[row * 20 + $0]) }.joined(separator: ",") + "\n"
+            }
+            return {
+                let table = try CSVTable(parsing: text, hasHeader: true)
+                guard table.rowCount == 200_000 else { throw ValidationError("csv_200kx20 read \(table.rowCount) rows") }
             }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Neuron
+import NeuronDemos
 
 /// The command-line front door: parses arguments and calls the library's demos and training runs.
 struct NeuronCommand: ParsableCommand {
@@ -34,6 +35,9 @@ extension NeuronCommand {
             guard spirals.testAccuracy >= 0.95 else {
                 throw ValidationError("two spirals reached only \(spirals.testAccuracy) held-out accuracy (target 0.95)")
             }
+            let curves = FileManager.default.temporaryDirectory.appendingPathComponent("neuron-spirals-loss.png")
+            try spirals.history.plot(to: curves)
+            print("loss curves: \(curves.path)")
             print("\n== Demo 2: CNN on generated shapes (circle, square, triangle, cross) ==")
             let shapes = try ShapesDemo.run()
             guard shapes.testAccuracy >= 0.97 else {
@@ -76,10 +80,15 @@ extension NeuronCommand {
         @Option(help: "Number of points.") var count = 2000
         @Option(help: "Maximum epochs.") var epochs = 150
         @Option(help: "Random seed.") var seed: UInt64 = 42
+        @Option(help: "Write the training and validation loss curves to this PNG file.") var plot: String?
 
         func run() throws {
             common.apply()
-            _ = try SpiralsDemo.run(count: count, epochs: epochs, seed: seed)
+            let result = try SpiralsDemo.run(count: count, epochs: epochs, seed: seed)
+            if let plot {
+                try result.history.plot(to: plot)
+                print("loss curves: \(plot)")
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// The char-LM demo on the shipped excerpt with a small model: bits per character fall, the checkpoint
 /// resumes exactly where an uninterrupted run would be, samples never hold <UNK>, bad options throw.

@@ -207,6 +207,62 @@ private func temporaryFile(_ text: String, name: String = "data.csv") throws -> 
         #expect(names.values.shape == [2, 0] && names.columnNames == [] && names.texts["w"] == ["x", "y"])
     }
 
+    @Test func csvRoundTripsDatesMissingCellsAndQuotedNewlines() throws {
+        // A date column, missing numbers, a quoted field with a line break (and a CRLF one), a quote, the
+        // delimiter, surrounding blanks and an empty text: read, written, read again, the same table.
+        let text = "date,note,temp,rain\r\n2024-01-31,\"two\nlines\",-1.5,\n2024-02-01,\"say \"\"hi\"\", ok\",,0.25\n"
+            + "2024-02-02,,1e-05,3\n2024-02-03,\" padded \",16777216,\"\"\n2024-02-04,\"a\r\nb\",0.1,7\n"
+        let table = try CSVTable(parsing: text, hasHeader: true, textColumns: ["date", "note"], emptyCells: .nan)
+        #expect(table.texts["note"] == ["two\nlines", "say \"hi\", ok", "", " padded ", "a\r\nb"])
+        #expect(table.lineNumbers == [2, 4, 5, 6, 7])
+        #expect(try table.days(inColumn: "date") == [19753, 19754, 19755, 19756, 19757])
+        #expect(table.textColumnNames == ["date", "note"] && table.columnNames == ["temp", "rain"])
+        let written = try table.csvText()
+        #expect(written.hasPrefix("date,note,temp,rain\n2024-01-31,\"two\nlines\",-1.5,\n2024-02-01,\"say \"\"hi\"\", ok\",,0.25\n"))
+        let url = try temporaryFile("")
+        try table.write(to: url)
+        let again = try CSVTable(contentsOf: url, hasHeader: true, textColumns: ["date", "note"], emptyCells: .nan)
+        #expect(again.texts == table.texts && again.columnNames == table.columnNames)
+        #expect(again.values.scalars.map(\.bitPattern) == table.values.scalars.map(\.bitPattern))
+        #expect(try again.csvText() == written)
+        // Inferred types find the same text columns; a row whose cells are all empty is written so it is not skipped.
+        let inferred = try CSVTable(parsing: written, hasHeader: true, textColumns: .inferred, emptyCells: .nan)
+        #expect(inferred.textColumnNames == ["date", "note"] && inferred.values.scalars.map(\.bitPattern) == table.values.scalars.map(\.bitPattern))
+        let blank = try CSVTable(values: Tensor([[Float.nan], [2]]), columnNames: ["x"])
+        #expect(try blank.csvText() == "x\n\"\"\n2\n")
+        #expect(try CSVTable(parsing: blank.csvText(), hasHeader: true, emptyCells: .nan).rowCount == 2)
+        #expect(failure { try CSVTable(values: Tensor([[Float.infinity]]), columnNames: nil).csvText() }?.kind == "nonFinite")
+        // A quoted field left open across the remaining lines names the line it starts on.
+        let open = failure { try CSVTable(parsing: "a,b\n1,2\n3,\"4\n5,6\n", hasHeader: true) }
+        #expect(open?.message.contains("line 3, column 2: a quoted field is not closed") == true)
+    }
+
+    @Test func csvTypesCategoriesAndMissingMarkers() throws {
+        let text = "city,size,price\nOslo,NA,3\nLima,2,?\n,3,5\nOslo,4,6\n"
+        // "NA" and "?" are missing markers; "city" is text by inference, the others numbers.
+        let table = try CSVTable(parsing: text, hasHeader: true, textColumns: .inferred, emptyCells: .nan, missingMarkers: ["NA", "?"])
+        #expect(table.textColumnNames == ["city"] && table.columnNames == ["size", "price"])
+        let v = table.values.scalars
+        #expect(v[0].isNaN && v[1] == 3 && v[2] == 2 && v[3].isNaN && v[4] == 3 && v[5] == 5)
+        let city = try table.categories(inColumn: "city")
+        #expect(city.levels == ["Lima", "Oslo"] && city.indices == [1, 0, -1, 1])
+        #expect(city.oneHot() == Tensor([[0, 1], [1, 0], [0, 0], [0, 1]]))
+        // Levels from a training set encode a test set the same way; an unseen value is an error naming it.
+        #expect(try table.categories(inColumn: "city", levels: ["Oslo", "Lima", "Rome"]).indices == [0, 1, -1, 0])
+        let unseen = failure { try table.categories(inColumn: "city", levels: ["Oslo"]) }
+        #expect(unseen?.kind == "io" && unseen?.message.contains("line 3") == true && unseen?.message.contains("\"Lima\"") == true)
+        #expect(failure { try table.categories(inColumn: "city", levels: ["a", "a"]) }?.kind == "invalidArgument")
+        #expect(failure { try table.categories(inColumn: "size") }?.kind == "invalidArgument")
+        // Without .nan a marker is an error like an empty cell; inference needs a header.
+        let marker = failure { try CSVTable(parsing: text, hasHeader: true, textColumns: ["city"], missingMarkers: ["NA", "?"]) }
+        #expect(marker?.message.contains("line 2, column 2 (\"size\"): missing value \"NA\"") == true)
+        #expect(failure { try CSVTable(parsing: "1,a\n", textColumns: .inferred) }?.kind == "invalidArgument")
+        #expect(failure { try CSVTable(parsing: "a,a\nx,y\n", hasHeader: true, textColumns: .inferred) }?.kind == "invalidArgument")
+        // Numbers stay numbers under inference, quoted or not.
+        let numeric = try CSVTable(parsing: "a,b\n\"1\",2\n3,4\n", hasHeader: true, textColumns: .inferred)
+        #expect(numeric.textColumnNames.isEmpty && numeric.values == Tensor([[1, 2], [3, 4]]))
+    }
+
     @Test func co2SeriesReadsWithItsDatesAndGaps() throws {
         let table = try Datasets.co2MaunaLoaWeekly()
         #expect(table.rowCount == 2284)
@@ -248,7 +304,7 @@ private func temporaryFile(_ text: String, name: String = "data.csv") throws -> 
         for text in texts {
             let bytes = Array(text.utf8)
             let parsed = bytes.withUnsafeBufferPointer { buffer in
-                CSVLineParser(bytes: buffer, delimiter: UInt8(ascii: ","), source: "test")
+                CSVRecordParser(bytes: buffer, delimiter: UInt8(ascii: ","), source: "test")
                     .number(in: .init(content: 0..<buffer.count, isQuoted: false))
             }
             let expected = Double(text).map { Float($0) }

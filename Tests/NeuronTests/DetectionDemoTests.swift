@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// The generated detection scenes, box drawing, and a short run of the detection demo.
 @Suite struct DetectionDemoTests {

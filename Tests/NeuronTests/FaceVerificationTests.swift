@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// Central finite differences of a scalar `loss()` with respect to every element of `parameter`, against
 /// the gradient `backward()` leaves on it.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// The marked-value task: two features per step, a value and a marker. One of the first 5 steps is
 /// marked (marker 1) and holds the class k in 0..<4 as the value k - 1.5; every other step holds N(0, 1)

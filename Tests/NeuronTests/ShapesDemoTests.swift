@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 @Suite struct ShapesDataTests {
     @Test func sameSeedSameImagesDifferentSeedDifferentImages() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// Style transfer end to end on small images, the extractors, VGG's torchvision names and bad input.
 @Suite struct StyleTransferTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Neuron
+@testable import NeuronDemos
 
 /// The training loop: exact resume from checkpoints, early stopping, callbacks, NaN handling,
 /// and the first demo's accuracy target.

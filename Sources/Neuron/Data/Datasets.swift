@@ -21,7 +21,7 @@ public enum Datasets {
     }
 }
 
-/// The file at `path` inside `Sources/Neuron/Resources` (`data/co2_mauna_loa_weekly.csv`, `chelsea.png`):
+/// The file at `path` inside `Sources/Neuron/Resources` (`data/co2_mauna_loa_weekly.csv`):
 /// from SwiftPM's resource bundle beside the executable (an installed `neuron`, or the build folder), else
 /// from the source tree this file was compiled from (tests, whose main bundle is the test runner); nil when
 /// neither holds it. SwiftPM's generated `Bundle.module` would trap when the bundle is missing.

@@ -16,8 +16,9 @@ func uniformIndex(below n: Int, using generator: inout RandomGenerator) -> Int {
     return Int(product.high)
 }
 
-/// 0..<n in an order drawn by Fisher–Yates from `generator`.
-func shuffledIndices(_ n: Int, using generator: inout RandomGenerator) -> [Int] {
+/// 0..<n in an order drawn by Fisher–Yates from `generator` (NumPy's `rng.permutation(n)`, PyTorch's
+/// `torch.randperm(n, generator=g)`, with this generator's own stream): the same seed gives the same order.
+public func shuffledIndices(_ n: Int, using generator: inout RandomGenerator) -> [Int] {
     var order = Array(0..<n)
     var i = n - 1
     while i > 0 {

@@ -6,6 +6,7 @@ import Foundation
 //   model.<state_dict name>      parameters and buffers
 //   optimizer.<key>              optimiser state (moments, step counters)
 //   schedule.<key>               learning-rate schedule position
+//   plateau.<key>                ReduceLROnPlateau's best value, counters and the rate it set
 //   best.<state_dict name>       the best epoch's weights (early stopping with restoreBestWeights)
 //   trainer.epoch, trainer.epochs_without_improvement, trainer.best_loss (Double bits)
 //   rng.loader, rng.default      generator states (the minibatch order, dropout and init draws)
@@ -29,6 +30,7 @@ extension Trainer {
         for (key, value) in model.stateDict() { tensors["model." + key] = value }
         for (key, value) in optimizer.stateDict() { tensors["optimizer." + key] = value }
         for (key, value) in schedule?.stateDict() ?? [:] { tensors["schedule." + key] = value }
+        for (key, value) in plateau?.stateDict() ?? [:] { tensors["plateau." + key] = value }
         for (key, value) in bestStateForCheckpoint ?? [:] { tensors["best." + key] = value }
         tensors["trainer.epoch"] = .int(IntTensor(Int64(epoch)))
         tensors["trainer.epochs_without_improvement"] = .int(IntTensor(Int64(stalledEpochs)))
@@ -39,8 +41,8 @@ extension Trainer {
         try Safetensors.write(tensors, to: url, metadata: ["history": historyJSON, "kind": "neuron-checkpoint"])
     }
 
-    /// Restores the state written by `saveCheckpoint` into this trainer, whose model, optimiser and
-    /// schedule must have the same structure. Call `fit(epochs:)` afterwards to continue.
+    /// Restores the state written by `saveCheckpoint` into this trainer, whose model, optimiser,
+    /// schedule and plateau reducer must have the same structure. Call `fit(epochs:)` afterwards to continue.
     public func resume(from url: URL) throws {
         let tensors = try Safetensors.read(contentsOf: url)
         let metadata = try Safetensors.metadata(contentsOf: url)
@@ -58,6 +60,7 @@ extension Trainer {
         try model.loadStateDict(section("model."))
         try optimizer.loadStateDict(section("optimizer."))
         if let schedule { try schedule.loadStateDict(section("schedule.")) }
+        if let plateau { try plateau.loadStateDict(section("plateau.")) }
         let best = section("best.")
         let restoredEpoch = Int(try integer("trainer.epoch"))
         let stalled = Int(try integer("trainer.epochs_without_improvement"))

@@ -14,8 +14,9 @@ public struct EpochRecord: Sendable, Equatable, Codable {
     public var validationLoss: Double?
     /// Validation metrics by name (training metrics when there is no validation data).
     public var metrics: [String: Double]
-    /// The learning rate the epoch trained with.
+    /// The learning rate the epoch trained with (its first batch's, under a per-batch schedule).
     public var learningRate: Float
+    /// Wall-clock time of the epoch, validation included.
     public var seconds: Double
 }
 
@@ -23,6 +24,7 @@ public struct EpochRecord: Sendable, Equatable, Codable {
 extension EpochRecord {
     private enum CodingKeys: String, CodingKey { case epoch, trainLoss, validationLoss, metrics, learningRate, seconds }
 
+    /// Decodes a record, reading "nan", "inf" and "-inf" strings as those values.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         epoch = try c.decode(Int.self, forKey: .epoch)
@@ -33,6 +35,7 @@ extension EpochRecord {
         seconds = try c.decode(JSONDouble.self, forKey: .seconds).value
     }
 
+    /// Encodes the record, non-finite values as the strings "nan", "inf" and "-inf".
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(epoch, forKey: .epoch)
@@ -76,11 +79,13 @@ struct JSONDouble: Codable {
 
 /// The epochs a `fit` ran, and how it ended.
 public struct History: Sendable, Equatable, Codable {
+    /// One record per completed epoch, in order.
     public var epochs: [EpochRecord] = []
     /// The epoch with the best monitored loss (validation loss, else training loss).
     public var bestEpoch: Int?
     /// Whether early stopping (or a callback) ended training before the requested epochs.
     public var stoppedEarly = false
+    /// An empty history.
     public init() {}
 }
 
@@ -88,9 +93,13 @@ public struct History: Sendable, Equatable, Codable {
 /// more than `minDelta` for `patience` epochs (Keras's `EarlyStopping`), optionally restoring the
 /// weights of the best epoch.
 public struct EarlyStopping: Sendable {
+    /// Epochs without improvement before training stops.
     public var patience: Int
+    /// The least decrease of the monitored loss that counts as an improvement.
     public var minDelta: Double
+    /// Whether the best epoch's weights are loaded back when training ends.
     public var restoreBestWeights: Bool
+    /// Early stopping after `patience` epochs without an improvement larger than `minDelta`.
     public init(patience: Int, minDelta: Double = 0, restoreBestWeights: Bool = true) {
         self.patience = patience
         self.minDelta = minDelta
@@ -100,8 +109,11 @@ public struct EarlyStopping: Sendable {
 
 /// A named measure of a batch of outputs against targets, e.g. accuracy.
 public struct Metric<Target> {
+    /// The metric's name in `EpochRecord.metrics`.
     public let name: String
+    /// The metric of the model's outputs for all samples against their targets.
     public let compute: (Tensor, Target) throws -> Double
+    /// A metric called `name` computed by `compute(outputs, targets)`.
     public init(_ name: String, _ compute: @escaping (Tensor, Target) throws -> Double) {
         self.name = name
         self.compute = compute
@@ -135,19 +147,33 @@ public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
 /// applied; so does, with `checksParameters` (the default), a parameter that is no longer finite after
 /// an optimiser step, naming it. Checkpoints are never written with non-finite parameters.
 public final class Trainer<Target: Batchable> {
+    /// The model trained.
     public let model: any Module
+    /// The optimiser that updates the model's parameters.
     public let optimizer: any Optimizer
+    /// A closed-form schedule, stepped after every epoch or every batch (its `interval`).
     public var schedule: (any LearningRateSchedule)?
+    /// Reduces the learning rate when its monitored quantity stalls, stepped after every epoch; not
+    /// together with `schedule`.
+    public var plateau: ReduceLROnPlateau?
+    /// The training minibatches, reshuffled every epoch.
     public var trainData: DataLoader<Target>
+    /// Data scored after every epoch (loss and metrics), never trained on.
     public var validationData: (x: Tensor, y: Target)?
+    /// The loss of a batch's outputs against its targets, a rank-0 tensor.
     public let loss: (Tensor, Target) throws -> Tensor
+    /// Measured after every epoch on the validation data (else the training data).
     public var metrics: [Metric<Target>]
+    /// Stops training when the monitored loss stalls.
     public var earlyStopping: EarlyStopping?
     /// Clip the global gradient norm to this before each step.
     public var gradientClipNorm: Float?
     /// Written (atomically) after every epoch when set.
     public var checkpointURL: URL?
+    /// Called after every epoch, in order, once the epoch's record is in `history`; any `.stop` ends
+    /// training after the epoch. `add(_:)` appends a `TrainingCallback` (`ModelCheckpoint`, `HistoryLog`).
     public var callbacks: [(EpochRecord) throws -> CallbackAction] = []
+    /// How `fit` reports progress.
     public var progress: ProgressStyle = .automatic
     /// Check after every optimiser step that every parameter is finite (one pass over their memory) and
     /// stop with `NeuronError.nonFinite` naming the first that is not. On by default.
@@ -155,11 +181,13 @@ public final class Trainer<Target: Batchable> {
 
     /// Epochs completed so far.
     public private(set) var epoch = 0
+    /// The epochs trained so far (restored by `resume(from:)`).
     public private(set) var history = History()
     private var bestLoss = Double.infinity
     private var epochsWithoutImprovement = 0
     private var bestState: [String: StoredTensor]?
 
+    /// A trainer of `model` by `optimizer` on `trainData`, minimising `loss`; see the properties for the rest.
     public init(model: any Module, optimizer: any Optimizer, schedule: (any LearningRateSchedule)? = nil,
                 trainData: DataLoader<Target>, validationData: (x: Tensor, y: Target)? = nil,
                 metrics: [Metric<Target>] = [], loss: @escaping (Tensor, Target) throws -> Tensor) {
@@ -176,6 +204,9 @@ public final class Trainer<Target: Batchable> {
     @discardableResult
     public func fit(epochs: Int) throws -> History {
         guard epochs >= 0 else { throw NeuronError.invalidArgument("fit: epochs must not be negative, got \(epochs)") }
+        guard schedule == nil || plateau == nil else {
+            throw NeuronError.invalidArgument("fit: a closed-form schedule and ReduceLROnPlateau both set the learning rate; use one")
+        }
         let reporter = ProgressReporter(style: progress, total: epochs, batches: trainData.batchCount)
         history.stoppedEarly = false
         while epoch < epochs {
@@ -183,7 +214,8 @@ public final class Trainer<Target: Batchable> {
             history.epochs.append(record)
             var stop = updateEarlyStopping(record)
             for callback in callbacks where try callback(record) == .stop { stop = true }
-            schedule?.step()
+            if let schedule, schedule.interval == .epoch { schedule.step() }
+            if let plateau { plateau.step(try plateau.monitor.value(in: record)) }
             if let url = checkpointURL { try saveCheckpoint(to: url) }
             reporter.finishEpoch(record)
             if stop {
@@ -218,6 +250,7 @@ public final class Trainer<Target: Batchable> {
                 if checksParameters, let name = firstNonFiniteParameter(model.namedParameters) {
                     throw NeuronError.nonFinite("parameter '\(name)' is NaN or infinite after the optimiser step (check the gradients and the learning rate)")
                 }
+                if let schedule, schedule.interval == .batch { schedule.step() }
             } catch NeuronError.nonFinite(let message) {
                 throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
             }
@@ -244,6 +277,12 @@ public final class Trainer<Target: Batchable> {
         }
         record.seconds = Date().timeIntervalSince(start)
         return record
+    }
+
+    /// Appends `callback` to `callbacks`: it is called after every epoch with the record, the history
+    /// and the model. The trainer keeps the callback; the callback does not keep the trainer.
+    public func add(_ callback: some TrainingCallback) {
+        callbacks.append { [unowned self] record in try callback.epochEnded(record, history: self.history, model: self.model) }
     }
 
     /// Loss and metrics of the model on `x`, `y` in evaluation mode without gradients, run in batches

@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The face-verification demo: a Siamese encoder learns 64-dimensional unit embeddings of generated
 /// identities (`SyntheticData.identities`) with the triplet loss, mining its triplets in each batch; then

@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The language-model demo: a character-level LSTM (`Embedding` → 2-layer `LSTM` → `Linear`, Karpathy's
 /// char-rnn) learns real English text, by default Debian's fortunes corpus (`Fortunes.read()`, about

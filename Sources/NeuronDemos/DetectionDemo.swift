@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The detection demo: a small YOLO-style network learns to find circles, squares and triangles in
 /// generated 64 x 64 scenes (`SyntheticData.detectionScenes`), is scored by mAP on separately generated

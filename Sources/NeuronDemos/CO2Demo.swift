@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// Many-to-one regression on a real series: forecast next week's CO2 at Mauna Loa from the last 60 weeks
 /// with the classic Keras recipe LSTM(80, return_sequences) → Dropout(0.2) → LSTM(100) → Dropout(0.2) →

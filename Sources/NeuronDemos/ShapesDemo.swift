@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The convolutional demo: LeNet-5 learns to tell circles, squares, triangles and crosses apart in
 /// generated 28 x 28 images (`SyntheticData.shapes`), is scored on a separately generated test set, then
@@ -47,7 +48,7 @@ public enum ShapesDemo {
         let (trainX, trainY) = try SyntheticData.shapes(count: trainCount, noise: 0.1, using: &generator)
         let (testX, testY) = try SyntheticData.shapes(count: testCount, noise: 0.1, using: &generator)
         log(String(format: "generated %d training and %d test images %@ in %.2fs (classes: %@)", trainCount, testCount,
-                   shapeString(Array(trainX.shape.dropFirst())), Date().timeIntervalSince(start),
+                   "\(Array(trainX.shape.dropFirst()))", Date().timeIntervalSince(start),
                    SyntheticData.shapeClassNames.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ")))
 
         let model = try makeModel()

@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The style-transfer demo: the photograph of a cat (`chelsea.png`) painted in the colours and texture of
 /// stained tissue (`immunohistochemistry.png`), or any two PNG files, through `StyleTransfer` with the
@@ -14,11 +15,11 @@ public enum StyleDemo {
         public var styleReduction: Float { history.first!.style / max(history.last!.style, .leastNonzeroMagnitude) }
     }
 
-    /// The shipped image `name` (`chelsea.png`, `immunohistochemistry.png`, `brick.png`): from the library's
+    /// The shipped image `name` (`chelsea.png`, `immunohistochemistry.png`, `brick.png`): from the demos'
     /// resource bundle beside the executable, or from the source tree.
     /// - Throws: `NeuronError.io` when neither holds it.
     public static func bundledImage(_ name: String) throws -> URL {
-        guard let found = bundledResource(name) else {
+        guard let found = demoResource(name) else {
             throw NeuronError.io("the demo image \(name) is neither in the resource bundle nor in the source tree; pass --content and --style")
         }
         return found
@@ -43,7 +44,7 @@ public enum StyleDemo {
         let start = Date()
         let contentFile = try contentURL ?? bundledImage("chelsea.png"), styleFile = try styleURL ?? bundledImage("immunohistochemistry.png")
         let content = try load(contentFile, size: size), style = try load(styleFile, size: size)
-        log("content \(contentFile.lastPathComponent) as \(shapeString(content.shape)), style \(styleFile.lastPathComponent) as \(shapeString(style.shape))"
+        log("content \(contentFile.lastPathComponent) as \(content.shape), style \(styleFile.lastPathComponent) as \(style.shape)"
             + (style.shape[1] == 1 ? " (grey, expanded to three channels)" : ""))
         let extractor = try StyleFeatureExtractor.randomFilters()
         let every = max(transfer.steps / 10, 1)
@@ -68,4 +69,16 @@ public enum StyleDemo {
         t.steps = 300
         return t
     }
+}
+
+/// The file `name` of `Sources/NeuronDemos/Resources`: from SwiftPM's resource bundle of this target
+/// (`Neuron_NeuronDemos.resources`) beside the executable or the main bundle, else from the source tree this
+/// file was compiled from (tests); nil when neither holds it. SwiftPM's generated `Bundle.module` would trap
+/// when the bundle is missing (an executable copied elsewhere).
+func demoResource(_ name: String) -> URL? {
+    let inBundle = "Neuron_NeuronDemos.resources/Resources/" + name
+    let folders = [Bundle.main.bundleURL, Bundle.main.executableURL?.deletingLastPathComponent()].compactMap { $0 }
+    let sourceTree = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/" + name)
+    return (folders.map { $0.appendingPathComponent(inBundle) } + [sourceTree])
+        .first { FileManager.default.isReadableFile(atPath: $0.path) }
 }

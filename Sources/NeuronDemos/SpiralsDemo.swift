@@ -1,4 +1,5 @@
 import Foundation
+import Neuron
 
 /// The first demo: an MLP learns two interleaved spirals from 2-D points and is scored on held-out
 /// points (a 70/30 holdout split).
