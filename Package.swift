@@ -9,6 +9,8 @@ let package = Package(
     name: "Neuron",
     products: [
         .library(name: "Neuron", targets: ["Neuron"]),
+        // Data-parallel training over Open MPI; separate, so `import Neuron` needs no MPI.
+        .library(name: "NeuronDistributed", targets: ["NeuronDistributed"]),
         .executable(name: "neuron", targets: ["neuron"]),
         .executable(name: "neuron-bench", targets: ["NeuronBench"]),
     ],
@@ -33,9 +35,12 @@ let package = Package(
         .target(name: "Neuron", dependencies: ["CKernels", "CPNG"], path: "Sources/Neuron",
                 // The style-transfer demo's images, the CO2 series and the fortunes excerpt (licences in Resources/).
                 resources: [.copy("Resources")]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .target(name: "NeuronDistributed", dependencies: ["Neuron", "CKernels", "CMPI"], path: "Sources/NeuronDistributed"),
         .executableTarget(
             name: "neuron",
-            dependencies: ["Neuron", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Neuron", "NeuronDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/neuron"
         ),
         .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
@@ -50,5 +55,8 @@ let package = Package(
             path: "Tests/NeuronTests",
             resources: [.copy("../Fixtures")]
         ),
+        // Run under `mpirun -np 2` by `make mpi-test`; skipped when not launched by MPI.
+        .testTarget(name: "NeuronDistributedTests", dependencies: ["Neuron", "NeuronDistributed"],
+                    path: "Tests/NeuronDistributedTests"),
     ]
 )
