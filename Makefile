@@ -67,6 +67,12 @@ MPIRUN := mpirun $(if $(filter 0,$(shell id -u)),--allow-run-as-root) --oversubs
 mpi-test: deps
 	swift build $(SWIFT_FLAGS) -Xswiftc -enable-testing --build-tests
 	timeout 300 $(MPIRUN) -np $(MPI_RANKS) .build/release/NeuronPackageTests.xctest NeuronDistributedTests.DistributedTests
+	Tests/Distributed/kill-rank.sh .build/release/neuron $(MPIRUN)
+
+# kill -9 of one rank mid-training ends the job within 30 s and the last checkpoint loads (a few seconds;
+# make mpi-test runs it too).
+mpi-kill-test: build
+	Tests/Distributed/kill-rank.sh .build/release/neuron $(MPIRUN)
 
 # The kernels are compiled once into objects that every C test links.
 build/obj/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
