@@ -74,6 +74,13 @@ mpi-test: deps
 mpi-kill-test: build
 	Tests/Distributed/kill-rank.sh .build/release/neuron $(MPIRUN)
 
+# All-reduce bandwidth (LeNet-5's gradient, 10M floats) on 2 ranks; LeNet-5 training images/s on 2 ranks x
+# 1 thread against 1 process x 2 threads (Benchmarks/MPIBench).
+bench-mpi: build
+	$(MPIRUN) -np 2 .build/release/neuron-mpi-bench allreduce
+	$(MPIRUN) -np 2 .build/release/neuron-mpi-bench lenet
+	OMP_NUM_THREADS=2 .build/release/neuron-mpi-bench lenet
+
 # The kernels are compiled once into objects that every C test links.
 build/obj/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps
 	@mkdir -p $(@D)

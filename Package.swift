@@ -49,6 +49,8 @@ let package = Package(
             dependencies: ["Neuron", "CKernels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/NeuronBench"
         ),
+        // Data-parallel costs: all-reduce bandwidth, LeNet-5 images/s on ranks vs threads (make bench-mpi).
+        .executableTarget(name: "neuron-mpi-bench", dependencies: ["Neuron", "NeuronDistributed"], path: "Benchmarks/MPIBench"),
         .testTarget(
             name: "NeuronTests",
             dependencies: ["Neuron", "CKernels"],
