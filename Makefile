@@ -1,7 +1,8 @@
 # Neuron: the two commands are `make demo` and `make test`; both install what is missing first.
 SHELL := /bin/bash
 # fortunes: real English text for the character-level language model demo (neuron charlm).
-DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev fortunes
+# Open MPI (libopenmpi-dev: headers and pkg-config ompi-c; openmpi-bin: mpirun) for NeuronDistributed.
+DEB_PACKAGES := libomp-dev libopenblas-dev libpng-dev fortunes libopenmpi-dev openmpi-bin
 # OpenMP and the C optimisation flags come from Package.swift; no -march anywhere: the kernels choose
 # baseline, AVX2 or AVX-512 code at load time (CKernels/README.md), so a binary runs on any x86-64.
 SWIFT_FLAGS := -c release
@@ -44,14 +45,41 @@ train-co2: build
 
 # Tests run on optimised code (release with testability) so the training tests stay fast; the C kernel
 # suite also runs under AddressSanitizer (with leak checks) and UndefinedBehaviorSanitizer, the short
-# slice of `make fuzz` that fits CI's budget.
-test: deps ctest ctest-asan ctest-ubsan isa-check swift-test consumer fuzz-slice
+# slice of `make fuzz` that fits CI's budget; mpi-test runs the distributed tests on 2 ranks.
+test: deps ctest ctest-asan ctest-ubsan isa-check swift-test mpi-test consumer fuzz-slice
 
 # One build of everything (tests, tools, demos) with the flags the tests need, so the fuzz slice and the
 # demos after it reuse it instead of compiling the library again.
 swift-test: deps
 	swift build $(SWIFT_FLAGS) -Xswiftc -enable-testing --build-tests
 	NEURON_EXPECT_OPENMP=1 swift test $(SWIFT_FLAGS) -Xswiftc -enable-testing --skip-build
+
+# ---- Distributed (NeuronDistributed over Open MPI) ----------------------------------------------
+# Two ranks on this machine, one OpenMP thread each. mpirun refuses root without --allow-run-as-root;
+# --oversubscribe lets 2 ranks start on a machine whose slots mpirun counts fewer; `timeout` turns a
+# hang (ranks waiting in mismatched collectives) into a failure.
+MPI_RANKS ?= 2
+MPIRUN := mpirun $(if $(filter 0,$(shell id -u)),--allow-run-as-root) --oversubscribe -x OMP_NUM_THREADS=1
+.PHONY: mpi-test mpi-kill-test bench-mpi
+
+# The collective tests (Tests/NeuronDistributedTests) on the test bundle swift-test built; a plain
+# `swift test` skips them.
+mpi-test: deps
+	swift build $(SWIFT_FLAGS) -Xswiftc -enable-testing --build-tests
+	timeout 300 $(MPIRUN) -np $(MPI_RANKS) .build/release/NeuronPackageTests.xctest NeuronDistributedTests.DistributedTests
+	Tests/Distributed/kill-rank.sh .build/release/neuron $(MPIRUN)
+
+# kill -9 of one rank mid-training ends the job within 30 s and the last checkpoint loads (a few seconds;
+# make mpi-test runs it too).
+mpi-kill-test: build
+	Tests/Distributed/kill-rank.sh .build/release/neuron $(MPIRUN)
+
+# All-reduce bandwidth (LeNet-5's gradient, 10M floats) on 2 ranks; LeNet-5 training images/s on 2 ranks x
+# 1 thread against 1 process x 2 threads (Benchmarks/MPIBench).
+bench-mpi: build
+	$(MPIRUN) -np 2 .build/release/neuron-mpi-bench allreduce
+	$(MPIRUN) -np 2 .build/release/neuron-mpi-bench lenet
+	OMP_NUM_THREADS=2 .build/release/neuron-mpi-bench lenet
 
 # The kernels are compiled once into objects that every C test links.
 build/obj/%.o: CKernels/%.c CKernels/include/*.h CKernels/*.h | deps

@@ -19,6 +19,8 @@ let package = Package(
     name: "Neuron",
     products: [
         .library(name: "Neuron", targets: ["Neuron"]),
+        // Data-parallel training over Open MPI; separate, so `import Neuron` needs no MPI.
+        .library(name: "NeuronDistributed", targets: ["NeuronDistributed"]),
     ] + (buildsTools ? [
         .executable(name: "neuron", targets: ["neuron"]),
         .executable(name: "neuron-bench", targets: ["NeuronBench"]),
@@ -47,15 +49,24 @@ let package = Package(
         // The demos, with the style-transfer images they read: not part of the `Neuron` product, so a package
         // that depends on Neuron compiles neither them nor swift-argument-parser.
         .target(name: "NeuronDemos", dependencies: ["Neuron"], path: "Sources/NeuronDemos", resources: [.copy("Resources")]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .target(name: "NeuronDistributed", dependencies: ["Neuron", "CKernels", "CMPI"], path: "Sources/NeuronDistributed"),
         .testTarget(
             name: "NeuronTests",
             dependencies: ["Neuron", "NeuronDemos", "CKernels"],
             path: "Tests/NeuronTests",
             resources: [.copy("../Fixtures")]
         ),
+        // Run under `mpirun -np 2` by `make mpi-test`; skipped when not launched by MPI.
+        .testTarget(name: "NeuronDistributedTests", dependencies: ["Neuron", "NeuronDistributed"],
+                    path: "Tests/NeuronDistributedTests"),
     ] + (buildsTools ? [
-        .executableTarget(name: "neuron", dependencies: ["Neuron", "NeuronDemos", argumentParser], path: "Sources/neuron"),
+        .executableTarget(name: "neuron", dependencies: ["Neuron", "NeuronDemos", "NeuronDistributed", argumentParser],
+                          path: "Sources/neuron"),
         .executableTarget(name: "neuron-fuzz", dependencies: ["Neuron"], path: "Sources/neuron-fuzz"),
         .executableTarget(name: "NeuronBench", dependencies: ["Neuron", "CKernels", argumentParser], path: "Benchmarks/NeuronBench"),
+        // Data-parallel costs: all-reduce bandwidth, LeNet-5 images/s on ranks vs threads (make bench-mpi).
+        .executableTarget(name: "neuron-mpi-bench", dependencies: ["Neuron", "NeuronDistributed"], path: "Benchmarks/MPIBench"),
     ] : [])
 )

@@ -24,12 +24,18 @@ public enum ShapesDemo {
     /// on `testCount` other images (noise 0.1), after a save/load round trip through `modelURL`
     /// (default: `neuron-shapes-cnn.safetensors` in the temporary directory).
     ///
+    /// With `checkpointURL` the whole training state is checkpointed after every epoch, and `resume`
+    /// continues from that file when it exists. With a `reducer` every process of a data-parallel job
+    /// runs this with the same arguments: each trains on its part of every batch of 64, and only rank 0
+    /// logs, writes the checkpoint and saves the model.
+    ///
     /// - Throws: `NeuronError.invalidArgument` for fewer than 4 training or test images or fewer than 1
     ///   epoch; `NeuronError.io` when the model cannot be saved or read back, or when the reloaded model's
     ///   test predictions differ from the trained model's.
     public static func run(trainCount: Int = 8000, testCount: Int = 2000, epochs: Int = 8, seed: UInt64 = 42,
-                           modelURL: URL? = nil, progress: ProgressStyle = .automatic,
-                           log: (String) -> Void = { print($0) }) throws -> Result {
+                           modelURL: URL? = nil, checkpointURL: URL? = nil, resume: Bool = false,
+                           reducer: (any GradientReducer)? = nil, progress: ProgressStyle = .automatic,
+                           log: @escaping (String) -> Void = { print($0) }) throws -> Result {
         guard trainCount >= 4, testCount >= 4 else {
             throw NeuronError.invalidArgument("ShapesDemo needs at least 4 training and 4 test images (one per class), got \(trainCount) and \(testCount)")
         }
@@ -37,11 +43,13 @@ public enum ShapesDemo {
         // A generator of the demo's own: the same seed gives the same run whatever else draws numbers.
         return try Random.withGenerator(seed: seed) {
             try train(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed, modelURL: modelURL,
-                      progress: progress, log: log)
+                      checkpointURL: checkpointURL, resume: resume, reducer: reducer, progress: progress,
+                      log: (reducer?.rank ?? 0) == 0 ? log : { _ in })
         }
     }
 
     private static func train(trainCount: Int, testCount: Int, epochs: Int, seed: UInt64, modelURL: URL?,
+                              checkpointURL: URL?, resume: Bool, reducer: (any GradientReducer)?,
                               progress: ProgressStyle, log: (String) -> Void) throws -> Result {
         var generator = RandomGenerator(seed: seed)
         let start = Date()
@@ -59,6 +67,12 @@ public enum ShapesDemo {
                               metrics: [.accuracy]) { logits, labels in try crossEntropy(logits, labels: labels) }
         trainer.schedule = try CosineAnnealingLR(optimizer, tMax: epochs, etaMin: 1e-4)
         trainer.progress = progress
+        trainer.reducer = reducer
+        trainer.checkpointURL = checkpointURL
+        if resume, let checkpointURL, FileManager.default.fileExists(atPath: checkpointURL.path) {
+            try trainer.resume(from: checkpointURL)
+            log("resumed from \(checkpointURL.path) after epoch \(trainer.epoch)")
+        }
         let history = try trainer.fit(epochs: epochs)
 
         let predictions = try predict(model, testX, batchSize: loader.batchSize)
@@ -66,6 +80,10 @@ public enum ShapesDemo {
         log(matrix.description)
 
         let url = modelURL ?? FileManager.default.temporaryDirectory.appendingPathComponent("neuron-shapes-cnn.safetensors")
+        guard (reducer?.rank ?? 0) == 0 else {  // the replicas hold the same model; rank 0 saves it
+            return Result(testAccuracy: matrix.accuracy, epochs: history.epochs.count, history: history,
+                          confusionMatrix: matrix, modelURL: url)
+        }
         try model.save(to: url, metadata: ["classes": SyntheticData.shapeClassNames.joined(separator: ",")])
         let reloaded = try makeModel()
         try reloaded.load(from: url)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Neuron
 import NeuronDemos
+import NeuronDistributed
 
 /// The command-line front door: parses arguments and calls the library's demos and training runs.
 struct NeuronCommand: ParsableCommand {
@@ -17,9 +18,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Threads for the kernels and OpenBLAS (0: OMP_NUM_THREADS or all cores).")
     var threads: Int = 0
 
-    func apply() {
+    func apply(quiet: Bool = false) {
         Neuron.threads = threads
-        print(Neuron.threadingSummary)
+        if !quiet { print(Neuron.threadingSummary) }
     }
 }
 
@@ -100,11 +101,28 @@ extension NeuronCommand {
         @Option(help: "Epochs.") var epochs = 8
         @Option(help: "Random seed.") var seed: UInt64 = 42
         @Option(help: "Where to save the trained model (safetensors).") var output: String?
+        @Option(help: "Checkpoint the training state here after every epoch (safetensors).") var checkpoint: String?
+        @Flag(help: "Continue from --checkpoint when it exists.") var resume = false
+        @Flag(help: "Data-parallel training, one rank per process: run under mpirun (e.g. mpirun -np 2 neuron shapes --distributed).")
+        var distributed = false
 
         func run() throws {
-            common.apply()
-            _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
-                                   modelURL: output.map { URL(fileURLWithPath: $0) })
+            let parallel = distributed ? try DataParallel() : nil
+            let rank = parallel?.rank ?? 0
+            common.apply(quiet: rank != 0)
+            if let parallel, rank == 0 {
+                print("data parallel: \(parallel.replicaCount) ranks, global batch 64 (\(64 / parallel.replicaCount) images per rank)")
+            }
+            do {
+                _ = try ShapesDemo.run(trainCount: trainCount, testCount: testCount, epochs: epochs, seed: seed,
+                                       modelURL: output.map { URL(fileURLWithPath: $0) },
+                                       checkpointURL: checkpoint.map { URL(fileURLWithPath: $0) }, resume: resume,
+                                       reducer: parallel)
+            } catch let error where parallel != nil {
+                // The other ranks may be waiting for this one in a collective: end the whole job.
+                FileHandle.standardError.write(Data("neuron shapes, rank \(rank): \(error)\n".utf8))
+                parallel!.communicator.abort(code: 1)
+            }
         }
     }
 

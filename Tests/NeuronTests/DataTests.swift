@@ -15,6 +15,7 @@ private func failure(_ body: () throws -> Any, sourceLocation: SourceLocation = 
         case .emptyInput(let m): return ("emptyInput", m)
         case .nonFinite(let m): return ("nonFinite", m)
         case .io(let m): return ("io", m)
+        case .communication(let m): return ("communication", m)
         }
     } catch {
         Issue.record("expected a NeuronError, got \(error)", sourceLocation: sourceLocation)

@@ -130,10 +130,30 @@ public struct DataLoader<Target: Batchable> {
         }
 
         public subscript(position: Int) -> (x: Tensor, y: Target) {
-            let rows = Array(sampleIndices(ofBatch: position))
+            gather(Array(sampleIndices(ofBatch: position)))
+        }
+
+        /// The sample indices that replica `rank` of `replicas` trains on in batch `position`, for data
+        /// parallel training: the batch (a global batch) is cut into `replicas` contiguous parts whose
+        /// sizes differ by at most one, in rank order. Every replica draws the same order from the same
+        /// seed, so the parts never overlap and together are exactly the batch. A part may be empty when
+        /// the batch has fewer samples than there are replicas.
+        public func sampleIndices(ofBatch position: Int, rank: Int, of replicas: Int) -> ArraySlice<Int> {
+            precondition(replicas >= 1 && (0..<replicas).contains(rank), "rank \(rank) out of range 0..<\(replicas)")
+            let batch = sampleIndices(ofBatch: position)
+            let part = shareRange(of: batch.count, part: rank, parts: replicas)
+            return batch[(batch.startIndex + part.lowerBound)..<(batch.startIndex + part.upperBound)]
+        }
+
+        /// Replica `rank`'s part of batch `position` (`sampleIndices(ofBatch:rank:of:)`), gathered.
+        public func shard(_ position: Int, rank: Int, of replicas: Int) -> (x: Tensor, y: Target) {
+            gather(Array(sampleIndices(ofBatch: position, rank: rank, of: replicas)))
+        }
+
+        private func gather(_ rows: [Int]) -> (x: Tensor, y: Target) {
             // The loader checked that x and y hold `order.count` samples, and `order` is a permutation
             // of 0..<order.count, so gathering cannot fail.
-            return (try! x.gathering(rows), try! y.gathering(rows))
+            (try! x.gathering(rows), try! y.gathering(rows))
         }
     }
 }

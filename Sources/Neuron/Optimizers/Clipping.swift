@@ -78,9 +78,9 @@ private func totalNorm(_ parameters: [Parameter], normType p: Double) throws -> 
 }
 
 extension Parameter {
-    /// In-place access to the gradient's elements, if there is a gradient (clipping). Copies only if
-    /// the gradient's buffer is shared.
-    func updateGrad(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+    /// In-place access to the gradient's elements, if there is a gradient (clipping, data-parallel
+    /// reduction). Copies only if the gradient's buffer is shared.
+    public func updateGrad(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
         guard node.grad != nil else { return }
         node.grad!.withUnsafeMutableBufferPointer(body)
     }

@@ -11,6 +11,9 @@ public enum NeuronError: Error, CustomStringConvertible, Equatable {
     case nonFinite(String)
     /// A file that cannot be read, is truncated or is malformed.
     case io(String)
+    /// A collective operation across processes failed, or the processes disagree (different models on
+    /// different ranks, a rank that failed); thrown by NeuronDistributed and by a distributed `Trainer`.
+    case communication(String)
 
     public var description: String {
         switch self {
@@ -19,6 +22,7 @@ public enum NeuronError: Error, CustomStringConvertible, Equatable {
         case .emptyInput(let m): return "empty input: \(m)"
         case .nonFinite(let m): return "non-finite value: \(m)"
         case .io(let m): return "I/O error: \(m)"
+        case .communication(let m): return "communication error: \(m)"
         }
     }
 }

@@ -146,6 +146,15 @@ public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
 /// ops) stops training with `NeuronError.nonFinite` naming the epoch and batch, before its gradients are
 /// applied; so does, with `checksParameters` (the default), a parameter that is no longer finite after
 /// an optimiser step, naming it. Checkpoints are never written with non-finite parameters.
+///
+/// With a `reducer` (data-parallel training, e.g. NeuronDistributed's `DataParallel`) every process runs
+/// the same Trainer over the same data and seed: `fit` first synchronises the model from replica 0,
+/// each replica trains on its part of every global batch (`trainData.batchSize` is the global batch),
+/// the gradients are combined into the global batch's mean gradient before clipping and the optimiser
+/// step, losses and metrics are combined over replicas (validation rows are split among them and their
+/// outputs gathered), so the history is the same on every replica. Buffers (batch-norm running
+/// statistics) follow replica 0: they are copied from it after every step. Only replica 0 reports
+/// progress and writes checkpoints; every replica must call `fit`, `evaluate` and `resume(from:)`.
 public final class Trainer<Target: Batchable> {
     /// The model trained.
     public let model: any Module
@@ -178,6 +187,8 @@ public final class Trainer<Target: Batchable> {
     /// Check after every optimiser step that every parameter is finite (one pass over their memory) and
     /// stop with `NeuronError.nonFinite` naming the first that is not. On by default.
     public var checksParameters = true
+    /// Combines the replicas of data-parallel training; nil trains in this process alone.
+    public var reducer: (any GradientReducer)?
 
     /// Epochs completed so far.
     public private(set) var epoch = 0
@@ -207,7 +218,9 @@ public final class Trainer<Target: Batchable> {
         guard schedule == nil || plateau == nil else {
             throw NeuronError.invalidArgument("fit: a closed-form schedule and ReduceLROnPlateau both set the learning rate; use one")
         }
-        let reporter = ProgressReporter(style: progress, total: epochs, batches: trainData.batchCount)
+        let reporter = ProgressReporter(style: (reducer?.rank ?? 0) == 0 ? progress : .silent, total: epochs,
+                                        batches: trainData.batchCount)
+        try reducer?.synchronize(model)
         history.stoppedEarly = false
         while epoch < epochs {
             let record = try runEpoch(reporter: reporter)
@@ -216,7 +229,7 @@ public final class Trainer<Target: Batchable> {
             for callback in callbacks where try callback(record) == .stop { stop = true }
             if let schedule, schedule.interval == .epoch { schedule.step() }
             if let plateau { plateau.step(try plateau.monitor.value(in: record)) }
-            if let url = checkpointURL { try saveCheckpoint(to: url) }
+            if let url = checkpointURL { try writeCheckpoint(to: url) }
             reporter.finishEpoch(record)
             if stop {
                 history.stoppedEarly = true
@@ -235,7 +248,16 @@ public final class Trainer<Target: Batchable> {
         let learningRate = optimizer.learningRate
         model.train()
         var total = 0.0, samples = 0
-        for (index, batch) in trainData.epoch().enumerated() {
+        let batches = trainData.epoch()
+        for index in batches.indices {
+            if let reducer {
+                let (loss, count) = try distributedStep(batches, index, reducer, number)
+                total += loss * Double(count)
+                samples += count
+                reporter.batchDone(epoch: number, batch: index + 1, loss: total / Double(samples))
+                continue
+            }
+            let batch = batches[index]
             let value: Tensor
             do {
                 optimizer.zeroGrad()
@@ -244,16 +266,10 @@ public final class Trainer<Target: Batchable> {
                 if let bad = value.withUnsafeBufferPointer({ $0.first { !$0.isFinite } }) {
                     throw NeuronError.nonFinite("the loss is \(bad) (check the data for NaN, and the learning rate)")
                 }
-                try value.backward()
-                if let maxNorm = gradientClipNorm { _ = try clipGradNorm(model.parameters, maxNorm: maxNorm) }
-                try optimizer.step()
-                if checksParameters, let name = firstNonFiniteParameter(model.namedParameters) {
-                    throw NeuronError.nonFinite("parameter '\(name)' is NaN or infinite after the optimiser step (check the gradients and the learning rate)")
-                }
-                if let schedule, schedule.interval == .batch { schedule.step() }
             } catch NeuronError.nonFinite(let message) {
                 throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
             }
+            try backwardAndStep(value, epoch: number, batch: index)
             let n = batch.x.shape[0]
             total += Double(try value.item()) * Double(n)
             samples += n
@@ -294,15 +310,89 @@ public final class Trainer<Target: Batchable> {
         return try noGrad {
             let n = try x.sampleCount()
             guard n > 0 else { throw NeuronError.emptyInput("evaluate: no samples in \(shapeString(x.shape))") }
+            // Data parallel: each replica runs its share of the rows (all of them when there are fewer
+            // rows than replicas) and every replica scores the gathered outputs.
+            let shared = reducer.map { n >= $0.replicaCount } ?? false
+            let rows = shared ? reducer!.share(of: n) : 0..<n
             var outputs: [Tensor] = []
-            for start in stride(from: 0, to: n, by: trainData.batchSize) {
-                outputs.append(try model(try x.slice(start..<min(start + trainData.batchSize, n))))
+            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: trainData.batchSize) {
+                outputs.append(try model(try x.slice(start..<min(start + trainData.batchSize, rows.upperBound))))
             }
-            let output = try Tensor.concatenate(outputs, axis: 0)
+            var output = try Tensor.concatenate(outputs, axis: 0)
+            if shared { output = try reducer!.gatherRows(output) }
             let value = Double(try loss(output, y).item())
             var results: [String: Double] = [:]
             for metric in metrics { results[metric.name] = try metric.compute(output, y) }
             return (value, results)
+        }
+    }
+
+    /// One data-parallel step on this replica's part of batch `index`: the loss of the global batch
+    /// (summed over replicas before backward, so a non-finite loss or a failure on any replica stops
+    /// every replica at the same step), then backward, the reduced gradients, clipping and the step.
+    /// Returns the global batch's mean loss and size.
+    private func distributedStep(_ batches: DataLoader<Target>.Epoch, _ index: Int, _ reducer: any GradientReducer,
+                                 _ number: Int) throws -> (loss: Double, count: Int) {
+        let shard = batches.shard(index, rank: reducer.rank, of: reducer.replicaCount)
+        let count = try shard.x.sampleCount()
+        optimizer.zeroGrad()
+        var value: Tensor?
+        var localLoss = 0.0
+        var localError: Error?
+        if count > 0 {
+            do {
+                let v = try loss(try model(shard.x), shard.y)
+                localLoss = Double(try v.item()) * Double(count)
+                value = v
+            } catch { localError = error }
+        }
+        let totals = try reducer.sum([localLoss, Double(count), localError == nil ? 0 : 1])
+        if let localError { throw localError }
+        guard totals[2] == 0 else {
+            throw NeuronError.communication("epoch \(number), batch \(index + 1): another replica failed computing its loss (its own error says why)")
+        }
+        let globalCount = Int(totals[1])
+        let globalLoss = totals[0] / Double(globalCount)
+        guard globalLoss.isFinite else {
+            throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): the loss is \(globalLoss) (check the data for NaN, and the learning rate)")
+        }
+        try backwardAndStep(value, epoch: number, batch: index) {
+            try reducer.reduceGradients(model.parameters, weight: Float(count) / Float(globalCount))
+        }
+        try reducer.broadcastBuffers(of: model)
+        return (globalLoss, globalCount)
+    }
+
+    /// Backward from `value` (when there is one), `combine` (the data-parallel reduction), clipping, the
+    /// optimiser step and the parameter check; a non-finite value is reported with its epoch and batch.
+    private func backwardAndStep(_ value: Tensor?, epoch number: Int, batch index: Int,
+                                 combine: () throws -> Void = {}) throws {
+        do {
+            try value?.backward()
+            try combine()
+            if let maxNorm = gradientClipNorm { _ = try clipGradNorm(model.parameters, maxNorm: maxNorm) }
+            try optimizer.step()
+            if checksParameters, let name = firstNonFiniteParameter(model.namedParameters) {
+                throw NeuronError.nonFinite("parameter '\(name)' is NaN or infinite after the optimiser step (check the gradients and the learning rate)")
+            }
+            if let schedule, schedule.interval == .batch { schedule.step() }
+        } catch NeuronError.nonFinite(let message) {
+            throw NeuronError.nonFinite("epoch \(number), batch \(index + 1): \(message)")
+        }
+    }
+
+    /// Writes the checkpoint; with a reducer, replica 0 writes it and every replica learns whether
+    /// that worked, so a failed write stops all of them.
+    private func writeCheckpoint(to url: URL) throws {
+        guard let reducer else { return try saveCheckpoint(to: url) }
+        var saveError: Error?
+        if reducer.rank == 0 {
+            do { try saveCheckpoint(to: url) } catch { saveError = error }
+        }
+        let failed = try reducer.sum([saveError == nil ? 0 : 1])[0]
+        if let saveError { throw saveError }
+        guard failed == 0 else {
+            throw NeuronError.communication("replica 0 could not write the checkpoint \(url.path) (its error says why)")
         }
     }
 
