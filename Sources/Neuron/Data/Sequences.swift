@@ -46,7 +46,12 @@ public func padSequences(_ sequences: [Tensor], batchFirst: Bool = false, paddin
 /// Per-step labels of sequences of different lengths, padded with `padding` and flattened in the row
 /// order of a padded recurrent output reshaped to [T·N, ...] (time-major: row t·N + n; batch-first:
 /// n·T + t), ready for `crossEntropy(_:labels:ignoreIndex:)` with `ignoreIndex: padding`.
-/// - Parameter steps: T, at least the longest sequence (defaults to it).
+/// - Parameters:
+///   - sequences: N label sequences, each as long as its input sequence.
+///   - steps: T, at least the longest sequence (defaults to it).
+///   - batchFirst: rows in batch-first order (n·T + t) instead of time-major (t·N + n).
+///   - padding: the label of padded steps; -100 is PyTorch's default `ignore_index`.
+/// - Returns: T·N labels.
 /// - Throws: `NeuronError.invalidArgument` when `steps` is shorter than a sequence.
 public func padLabels(_ sequences: [[Int]], steps: Int? = nil, batchFirst: Bool = false, padding: Int = -100) throws -> [Int] {
     let longest = sequences.map(\.count).max() ?? 0
@@ -64,7 +69,10 @@ public func padLabels(_ sequences: [[Int]], steps: Int? = nil, batchFirst: Bool 
 
 /// 1 at the valid steps and 0 at the padded ones: [T, N] (time-major) or [N, T] (`batchFirst`), for
 /// masking per-step losses or outputs.
-/// - Parameter steps: T, at least the longest length (defaults to it).
+/// - Parameters:
+///   - lengths: the N sequences' lengths.
+///   - steps: T, at least the longest length (defaults to it).
+///   - batchFirst: a mask [N, T] instead of [T, N].
 /// - Throws: `NeuronError.invalidArgument` for a negative length or a `steps` shorter than a length.
 public func sequenceMask(lengths: [Int], steps: Int? = nil, batchFirst: Bool = false) throws -> Tensor {
     if let bad = lengths.first(where: { $0 < 0 }) { throw NeuronError.invalidArgument("sequenceMask: negative length \(bad)") }
