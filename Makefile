@@ -50,6 +50,7 @@ train-co2: build
 DOCS_DIR := build/docs
 SYMBOL_GRAPHS = $(firstword $(wildcard .build/*/extracted-symbols/*/Neuron))
 docs: deps
+	@mkdir -p $(DOCS_DIR) && rm -rf $(DOCS_DIR)/Neuron.doccarchive
 	swift package --allow-writing-to-directory $(DOCS_DIR) generate-documentation --target Neuron \
 	  --warnings-as-errors --output-path $(DOCS_DIR)/Neuron.doccarchive
 	python3 scripts/check-doc-examples.py .build/debug
