@@ -22,7 +22,7 @@ UBSAN_FLAGS := -O1 -g -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-f
 CTESTS_UBSAN := $(patsubst Tests/CKernelTests/%.c,build/ctest-ubsan/%,$(CTEST_SRCS))
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: deps build demo train-co2 docs doc-coverage test swift-test ctest ctest-asan ctest-ubsan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
+.PHONY: deps build demo train-co2 test swift-test ctest ctest-asan ctest-ubsan asan consumer isa-check cpu-levels qemu bench bench-c compare clean fuzz fuzz-shapes fuzz-slice fuzz-slice-asan
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,25 +41,6 @@ demo: build
 # The CO2 forecast trained to convergence (make test runs a two-epoch version).
 train-co2: build
 	.build/release/neuron co2
-
-# The DocC documentation (Sources/Neuron/Neuron.docc and the doc comments) through swift-docc-plugin,
-# into build/docs/Neuron.doccarchive (`docc preview` or any static host serves it). Any DocC warning
-# fails the build (an unresolved link, an undocumented parameter of a documented function); then the
-# articles' Swift examples are type-checked against the module the plugin just built, and the share of
-# documented public declarations is printed. The plugin builds the library in debug mode, in .build.
-DOCS_DIR := build/docs
-SYMBOL_GRAPHS = $(firstword $(wildcard .build/*/extracted-symbols/*/Neuron))
-docs: deps
-	@mkdir -p $(DOCS_DIR) && rm -rf $(DOCS_DIR)/Neuron.doccarchive
-	swift package --allow-writing-to-directory $(DOCS_DIR) generate-documentation --target Neuron \
-	  --warnings-as-errors --output-path $(DOCS_DIR)/Neuron.doccarchive
-	python3 scripts/check-doc-examples.py .build/debug
-	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS)
-
-# The documented share with every public declaration that has no doc comment, by file (after make docs).
-doc-coverage:
-	@test -n "$(SYMBOL_GRAPHS)" || { echo "no symbol graphs: run make docs first"; exit 1; }
-	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS) --by-file --list
 
 # Tests run on optimised code (release with testability) so the training tests stay fast; the C kernel
 # suite also runs under AddressSanitizer (with leak checks) and UndefinedBehaviorSanitizer, the short
@@ -208,6 +189,26 @@ bench: build bench-c
 TORCH_PYTHON ?= $(HOME)/.venvs/torch/bin/python
 compare: build
 	python3 ../shared/bench/compare.py --python $(TORCH_PYTHON) --neuron .build/release/neuron-bench $(if $(CASES),--cases $(CASES)) --rounds 3
+
+# The DocC documentation (Sources/Neuron/Neuron.docc and the doc comments) through swift-docc-plugin,
+# into build/docs/Neuron.doccarchive (`docc preview` or any static host serves it). Any DocC warning
+# fails the build (an unresolved link, an undocumented parameter of a documented function); then the
+# articles' Swift examples are type-checked against the module the plugin just built, and the share of
+# documented public declarations is printed. The plugin builds the library in debug mode, in .build.
+.PHONY: docs doc-coverage
+DOCS_DIR := build/docs
+SYMBOL_GRAPHS = $(firstword $(wildcard .build/*/extracted-symbols/*/Neuron))
+docs: deps
+	@mkdir -p $(DOCS_DIR) && rm -rf $(DOCS_DIR)/Neuron.doccarchive
+	swift package --allow-writing-to-directory $(DOCS_DIR) generate-documentation --target Neuron \
+	  --warnings-as-errors --output-path $(DOCS_DIR)/Neuron.doccarchive
+	python3 scripts/check-doc-examples.py .build/debug
+	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS)
+
+# The documented share with every public declaration that has no doc comment, by file (after make docs).
+doc-coverage:
+	@test -n "$(SYMBOL_GRAPHS)" || { echo "no symbol graphs: run make docs first"; exit 1; }
+	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS) --by-file --list
 
 clean:
 	rm -rf .build .build-* build

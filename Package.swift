@@ -14,9 +14,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // `swift package generate-documentation` (make docs). A command plugin no target uses: SwiftPM
-        // builds it only when the command runs, so a consumer's `swift build` compiles none of it.
-        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .target(
@@ -55,3 +52,7 @@ let package = Package(
         ),
     ]
 )
+
+// `swift package generate-documentation` (make docs). A command plugin that no target uses: SwiftPM resolves
+// it for this package's own commands only, so a package that depends on Neuron neither fetches nor compiles it.
+package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
