@@ -197,7 +197,8 @@ compare: build
 # documented public declarations is printed. The plugin builds the library in debug mode, in .build.
 .PHONY: docs doc-coverage
 DOCS_DIR := build/docs
-SYMBOL_GRAPHS = $(firstword $(wildcard .build/*/extracted-symbols/*/Neuron))
+# Found when the recipe runs (make expands a recipe before its first line runs, when a fresh tree has none).
+SYMBOL_GRAPHS = $$(ls -d .build/*/extracted-symbols/*/Neuron 2>/dev/null | head -1)
 docs: deps
 	@mkdir -p $(DOCS_DIR) && rm -rf $(DOCS_DIR)/Neuron.doccarchive
 	swift package --allow-writing-to-directory $(DOCS_DIR) generate-documentation --target Neuron \
@@ -207,8 +208,8 @@ docs: deps
 
 # The documented share with every public declaration that has no doc comment, by file (after make docs).
 doc-coverage:
-	@test -n "$(SYMBOL_GRAPHS)" || { echo "no symbol graphs: run make docs first"; exit 1; }
-	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS) --by-file --list
+	@graphs=$(SYMBOL_GRAPHS); test -n "$$graphs" || { echo "no symbol graphs: run make docs first"; exit 1; }; \
+	python3 scripts/doc-coverage.py $$graphs --by-file --list
 
 clean:
 	rm -rf .build .build-* build
