@@ -243,6 +243,27 @@ TORCH_PYTHON ?= $(HOME)/.venvs/torch/bin/python
 compare: build
 	python3 ../shared/bench/compare.py --python $(TORCH_PYTHON) --neuron .build/release/neuron-bench $(if $(CASES),--cases $(CASES)) --rounds 3
 
+# The DocC documentation (Sources/Neuron/Neuron.docc and the doc comments) through swift-docc-plugin,
+# into build/docs/Neuron.doccarchive (`docc preview` or any static host serves it). Any DocC warning
+# fails the build (an unresolved link, an undocumented parameter of a documented function); then the
+# articles' Swift examples are type-checked against the module the plugin just built, and the share of
+# documented public declarations is printed. The plugin builds the library in debug mode, in .build.
+.PHONY: docs doc-coverage
+DOCS_DIR := build/docs
+# Found when the recipe runs (make expands a recipe before its first line runs, when a fresh tree has none).
+SYMBOL_GRAPHS = $$(ls -d .build/*/extracted-symbols/*/Neuron 2>/dev/null | head -1)
+docs: deps
+	@mkdir -p $(DOCS_DIR) && rm -rf $(DOCS_DIR)/Neuron.doccarchive
+	swift package --allow-writing-to-directory $(DOCS_DIR) generate-documentation --target Neuron \
+	  --warnings-as-errors --output-path $(DOCS_DIR)/Neuron.doccarchive
+	python3 scripts/check-doc-examples.py .build/debug
+	python3 scripts/doc-coverage.py $(SYMBOL_GRAPHS)
+
+# The documented share with every public declaration that has no doc comment, by file (after make docs).
+doc-coverage:
+	@graphs=$(SYMBOL_GRAPHS); test -n "$$graphs" || { echo "no symbol graphs: run make docs first"; exit 1; }; \
+	python3 scripts/doc-coverage.py $$graphs --by-file --list
+
 clean:
 	rm -rf .build .build-* build
 

@@ -70,3 +70,7 @@ let package = Package(
         .executableTarget(name: "neuron-mpi-bench", dependencies: ["Neuron", "NeuronDistributed"], path: "Benchmarks/MPIBench"),
     ] : [])
 )
+
+// `swift package generate-documentation` (make docs). A command plugin that no target uses: SwiftPM resolves
+// it for this package's own commands only, so a package that depends on Neuron neither fetches nor compiles it.
+package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))

@@ -69,7 +69,9 @@ public enum CPULevel: Int, CaseIterable, Comparable, Sendable, CustomStringConve
     /// AVX-512 F, DQ, BW and VL.
     case avx512 = 2
 
+    /// The name `NEURON_CPU` accepts: `baseline`, `avx2` or `avx512`.
     public var description: String { String(cString: nn_cpu_level_name(Int32(rawValue))) }
 
+    /// Whether `a` is a lower level than `b` (baseline < AVX2 < AVX-512).
     public static func < (a: CPULevel, b: CPULevel) -> Bool { a.rawValue < b.rawValue }
 }

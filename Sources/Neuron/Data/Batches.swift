@@ -10,17 +10,26 @@ public protocol Batchable {
 }
 
 extension Tensor: Batchable {
+    /// N, the size of the first axis of [N, ...].
+    /// - Throws: `NeuronError.shapeMismatch` for a rank-0 tensor.
     public func sampleCount() throws -> Int {
         guard let n = shape.first else { throw NeuronError.shapeMismatch("a rank-0 tensor has no sample axis") }
         return n
     }
 
+    /// The rows at `indices` [indices.count, ...], as `rows(at:)`.
+    /// - Throws: `NeuronError.invalidArgument` for an index outside 0..<N.
     public func gathering(_ indices: [Int]) throws -> Tensor { try rows(at: indices) }
 }
 
+/// An array is a batchable set of samples, one element per sample (class labels `[Int]`, token
+/// sequences `[[Int]]`).
 extension Array: Batchable {
+    /// The number of elements.
     public func sampleCount() throws -> Int { count }
 
+    /// The elements at `indices`, in that order.
+    /// - Throws: `NeuronError.invalidArgument` for an index outside the array.
     public func gathering(_ indices: [Int]) throws -> [Element] {
         if let bad = indices.first(where: { !self.indices.contains($0) }) {
             throw NeuronError.invalidArgument("index \(bad) out of range for \(count) samples")
@@ -30,11 +39,15 @@ extension Array: Batchable {
 }
 
 extension IntTensor: Batchable {
+    /// N, the size of the first axis of [N, ...].
+    /// - Throws: `NeuronError.shapeMismatch` for a rank-0 integer tensor.
     public func sampleCount() throws -> Int {
         guard let n = shape.first else { throw NeuronError.shapeMismatch("a rank-0 integer tensor has no sample axis") }
         return n
     }
 
+    /// The rows at `indices` [indices.count, ...].
+    /// - Throws: `NeuronError.invalidArgument` for an index outside 0..<N.
     public func gathering(_ indices: [Int]) throws -> IntTensor {
         let n = try sampleCount()
         if let bad = indices.first(where: { $0 < 0 || $0 >= n }) {
@@ -60,17 +73,28 @@ extension IntTensor: Batchable {
 /// current epoch's `epoch()` call together with the number of batches done; to resume, restore it, call
 /// `epoch()` and skip those batches (`epoch().dropFirst(done)`, which gathers nothing).
 public struct DataLoader<Target: Batchable> {
+    /// The samples [N, ...].
     public let x: Tensor
+    /// The N targets.
     public let y: Target
+    /// The samples per batch.
     public let batchSize: Int
+    /// Whether each epoch visits the samples in a new random order.
     public let shuffle: Bool
+    /// Whether a last batch smaller than `batchSize` is left out.
     public let dropLast: Bool
     /// Draws each epoch's order; its `state` is what a checkpoint saves.
     public var generator: RandomGenerator
     /// The number of samples N.
     public let sampleCount: Int
 
-    /// - Parameter generator: defaults to one seeded from `Random`'s default generator, so
+    /// - Parameters:
+    ///   - x: the samples [N, ...]; a batch is their rows [B, ...].
+    ///   - y: the N targets: class labels, an `IntTensor` or a `Tensor` with N rows.
+    ///   - batchSize: B, the samples per batch (the last batch may hold fewer).
+    ///   - shuffle: draw a new order every epoch (PyTorch's `shuffle=True`); otherwise 0..<N.
+    ///   - dropLast: leave out the last batch when it holds fewer than `batchSize` samples.
+    ///   - generator: defaults to one seeded from `Random`'s default generator, so
     ///   `Random.seed(_:)` makes the order reproducible.
     /// - Throws: `NeuronError.shapeMismatch` when `x` and `y` hold different numbers of samples (or `x`
     ///   is rank 0); `.emptyInput` when there are none; `.invalidArgument` for `batchSize` < 1, or
@@ -112,7 +136,9 @@ public struct DataLoader<Target: Batchable> {
         let batchSize: Int
         /// The order in which this epoch visits the samples.
         public let order: [Int]
+        /// The first batch's position, 0.
         public let startIndex = 0
+        /// The number of batches (`DataLoader.batchCount`).
         public let endIndex: Int
 
         init(loader: DataLoader, order: [Int]) {

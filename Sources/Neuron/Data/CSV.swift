@@ -71,6 +71,7 @@ public struct CSVTable {
 
     /// Reads the CSV file at `url`.
     /// - Parameters:
+    ///   - url: the file, UTF-8 text.
     ///   - hasHeader: whether the first line names the columns.
     ///   - delimiter: the one-byte ASCII character between fields, e.g. `","`, `";"` or `"\t"`.
     ///   - textColumns: header names of the columns kept as text, or `.inferred` (both need `hasHeader`).

@@ -16,6 +16,7 @@ public func accuracy(predictions: some IntegerLabels, labels: some IntegerLabels
 /// `zero_division=0`); the macro averages are unweighted means over all `classes` classes, including
 /// classes that never occur.
 public struct ConfusionMatrix: CustomStringConvertible, Equatable, Sendable {
+    /// The number of classes; labels and predictions run over 0..<classes.
     public let classes: Int
     /// `counts[actual][predicted]`, [classes][classes].
     public let counts: [[Int]]
@@ -56,8 +57,11 @@ public struct ConfusionMatrix: CustomStringConvertible, Equatable, Sendable {
     /// The harmonic mean of precision and recall: 2 tp / (2 tp + fp + fn).
     public func f1(class c: Int) throws -> Double { try checkClass(c); return scores(c).f1 }
 
+    /// The unweighted mean of the per-class precisions (scikit-learn's `average="macro"`).
     public var macroPrecision: Double { macro { $0.precision } }
+    /// The unweighted mean of the per-class recalls.
     public var macroRecall: Double { macro { $0.recall } }
+    /// The unweighted mean of the per-class F1 scores (not the F1 of the macro precision and recall).
     public var macroF1: Double { macro { $0.f1 } }
 
     /// The matrix with true classes down and predictions across, then a per-class report (scikit-learn's

@@ -5,8 +5,11 @@ public struct VerificationROC: Sendable {
     /// One operating point: accepting distances <= `threshold` accepts `trueAcceptRate` of the genuine pairs
     /// and `falseAcceptRate` of the impostor pairs.
     public struct Point: Equatable, Sendable {
+        /// The largest distance accepted.
         public var threshold: Float
+        /// TAR: the share of genuine pairs accepted, in [0, 1].
         public var trueAcceptRate: Double
+        /// FAR: the share of impostor pairs accepted, in [0, 1].
         public var falseAcceptRate: Double
     }
 
@@ -18,11 +21,15 @@ public struct VerificationROC: Sendable {
     public let equalErrorRate: Double
     /// The threshold at the equal-error point (interpolated like the rate).
     public let equalErrorThreshold: Float
+    /// The number of genuine pairs.
     public let genuineCount: Int
+    /// The number of impostor pairs.
     public let impostorCount: Int
     private let genuine: [Float], impostor: [Float]
 
-    /// - Parameters: the distances of `genuine` pairs and of `impostor` pairs.
+    /// - Parameters:
+    ///   - genuine: the distances of the genuine pairs (same identity).
+    ///   - impostor: the distances of the impostor pairs (different identities).
     /// - Throws: `NeuronError.emptyInput` when either list is empty; `NeuronError.invalidArgument` for a
     ///   NaN distance.
     public init(genuine: [Float], impostor: [Float]) throws {

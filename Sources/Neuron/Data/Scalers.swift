@@ -30,6 +30,7 @@ extension FeatureScaler {
 public struct StandardScaler: FeatureScaler {
     private var fitted: FittedColumns?
 
+    /// An unfitted scaler; call `fit(_:)` on the training data.
     public init() {}
 
     /// The per-column means [features] of the training data, once fitted.
@@ -53,6 +54,10 @@ public struct StandardScaler: FeatureScaler {
         try FittedColumns.require(fitted, scaler: "StandardScaler", op: "transform").forward(x, scaler: "StandardScaler")
     }
 
+    /// Maps scaled data [samples, features] back to the original units (scikit-learn's
+    /// `inverse_transform`).
+    /// - Throws: `NeuronError.invalidArgument` before `fit`; `.shapeMismatch` (naming both shapes) when
+    ///   `x` is not [samples, features] with the fitted number of features.
     public func inverseTransform(_ x: Tensor) throws -> Tensor {
         try FittedColumns.require(fitted, scaler: "StandardScaler", op: "inverseTransform").inverse(x, scaler: "StandardScaler")
     }
@@ -64,9 +69,11 @@ public struct StandardScaler: FeatureScaler {
 /// New data outside the training range maps outside `range` (no clipping, scikit-learn's default). A
 /// constant column maps to the lower bound.
 public struct MinMaxScaler: FeatureScaler {
+    /// The interval the training data's per-column minimum and maximum map to.
     public let range: ClosedRange<Float>
     private var fitted: FittedColumns?
 
+    /// An unfitted scaler to `range`; call `fit(_:)` on the training data.
     public init(range: ClosedRange<Float> = 0...1) {
         self.range = range
     }
@@ -98,6 +105,10 @@ public struct MinMaxScaler: FeatureScaler {
         try FittedColumns.require(fitted, scaler: "MinMaxScaler", op: "transform").forward(x, scaler: "MinMaxScaler")
     }
 
+    /// Maps scaled data [samples, features] back to the original units (scikit-learn's
+    /// `inverse_transform`).
+    /// - Throws: `NeuronError.invalidArgument` before `fit`; `.shapeMismatch` (naming both shapes) when
+    ///   `x` is not [samples, features] with the fitted number of features.
     public func inverseTransform(_ x: Tensor) throws -> Tensor {
         try FittedColumns.require(fitted, scaler: "MinMaxScaler", op: "inverseTransform").inverse(x, scaler: "MinMaxScaler")
     }

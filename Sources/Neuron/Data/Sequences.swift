@@ -46,7 +46,12 @@ public func padSequences(_ sequences: [Tensor], batchFirst: Bool = false, paddin
 /// Per-step labels of sequences of different lengths, padded with `padding` and flattened in the row
 /// order of a padded recurrent output reshaped to [T·N, ...] (time-major: row t·N + n; batch-first:
 /// n·T + t), ready for `crossEntropy(_:labels:ignoreIndex:)` with `ignoreIndex: padding`.
-/// - Parameter steps: T, at least the longest sequence (defaults to it).
+/// - Parameters:
+///   - sequences: N label sequences, each as long as its input sequence.
+///   - steps: T, at least the longest sequence (defaults to it).
+///   - batchFirst: rows in batch-first order (n·T + t) instead of time-major (t·N + n).
+///   - padding: the label of padded steps; -100 is PyTorch's default `ignore_index`.
+/// - Returns: T·N labels.
 /// - Throws: `NeuronError.invalidArgument` when `steps` is shorter than a sequence.
 public func padLabels(_ sequences: [[Int]], steps: Int? = nil, batchFirst: Bool = false, padding: Int = -100) throws -> [Int] {
     let longest = sequences.map(\.count).max() ?? 0
@@ -64,7 +69,10 @@ public func padLabels(_ sequences: [[Int]], steps: Int? = nil, batchFirst: Bool 
 
 /// 1 at the valid steps and 0 at the padded ones: [T, N] (time-major) or [N, T] (`batchFirst`), for
 /// masking per-step losses or outputs.
-/// - Parameter steps: T, at least the longest length (defaults to it).
+/// - Parameters:
+///   - lengths: the N sequences' lengths.
+///   - steps: T, at least the longest length (defaults to it).
+///   - batchFirst: a mask [N, T] instead of [T, N].
 /// - Throws: `NeuronError.invalidArgument` for a negative length or a `steps` shorter than a length.
 public func sequenceMask(lengths: [Int], steps: Int? = nil, batchFirst: Bool = false) throws -> Tensor {
     if let bad = lengths.first(where: { $0 < 0 }) { throw NeuronError.invalidArgument("sequenceMask: negative length \(bad)") }
@@ -86,7 +94,9 @@ public func sequenceMask(lengths: [Int], steps: Int? = nil, batchFirst: Bool = f
 public struct SequenceBatch<Target: Batchable> {
     /// [T_max, N, ...] (or [N, T_max, ...] when the loader is batch-first), T_max this batch's longest.
     public let x: Tensor
+    /// Each sequence's length, in the batch's order; steps past it are `paddingValue`.
     public let lengths: [Int]
+    /// The batch's targets, in the same order.
     public let y: Target
     /// The samples' indices in the loader's `sequences`.
     public let indices: [Int]
@@ -97,13 +107,26 @@ public struct SequenceBatch<Target: Batchable> {
 /// with the lengths the recurrent layers take. Shuffling, `dropLast`, the seeded generator and exact
 /// resumes work as in `DataLoader`, whose order this loader uses.
 public struct SequenceLoader<Target: Batchable> {
+    /// The N sequences [T_i, ...], differing only in length.
     public let sequences: [Tensor]
+    /// The N targets.
     public let targets: Target
+    /// Whether batches are [N, T_max, ...] instead of time-major [T_max, N, ...].
     public let batchFirst: Bool
+    /// The value of padded steps.
     public let paddingValue: Float
     /// Draws the sample order: a `DataLoader` over the sample indices.
     var order: DataLoader<[Int]>
 
+    /// - Parameters:
+    ///   - sequences: N sequences [T_i, ...] whose trailing shapes agree, each at least one step long.
+    ///   - targets: N targets: labels, per-step labels `[[Int]]`, or a tensor [N, ...].
+    ///   - batchSize: the sequences per batch.
+    ///   - shuffle: draw a new order every epoch.
+    ///   - dropLast: leave out a last batch smaller than `batchSize`.
+    ///   - batchFirst: batches [N, T_max, ...] instead of [T_max, N, ...].
+    ///   - paddingValue: the value of the padded steps.
+    ///   - generator: draws the orders; defaults to one seeded from `Random`'s default generator.
     /// - Throws: `NeuronError.emptyInput` for no sequences; `.shapeMismatch` when the sequences' trailing
     ///   shapes differ or the targets' count differs; `.invalidArgument` for an empty sequence (the
     ///   recurrent layers need at least one step) and for the batch options `DataLoader` rejects.
@@ -135,17 +158,22 @@ public struct SequenceLoader<Target: Batchable> {
         set { order.generator = newValue }
     }
 
+    /// The number of batches in each epoch.
     public var batchCount: Int { order.batchCount }
 
     /// The next epoch's batches, padded when read.
     public mutating func epoch() -> Epoch { Epoch(loader: self, indices: order.epoch()) }
 
+    /// One epoch's batches, each padded when it is read.
     public struct Epoch: RandomAccessCollection {
         let loader: SequenceLoader
         let indices: DataLoader<[Int]>.Epoch
+        /// The first batch's position, 0.
         public var startIndex: Int { indices.startIndex }
+        /// The number of batches.
         public var endIndex: Int { indices.endIndex }
 
+        /// Batch `position`, its sequences padded to the batch's longest.
         public subscript(position: Int) -> SequenceBatch<Target> {
             let rows = indices[position].y
             // Validated at init: equal trailing shapes and counts, so neither call can fail.

@@ -89,7 +89,10 @@ public enum Safetensors {
     /// which is flushed to disk and then renamed over `url`, so a crash leaves either the old file or
     /// the new one, never a torn one. Temporary files that earlier saves of `url` left when killed are
     /// removed first (see `writeAtomically`).
-    /// - Parameter metadata: strings stored in `__metadata__` next to `"format": "pt"` (a `format` given
+    /// - Parameters:
+    ///   - tensors: the tensors by name (`Module.stateDict()`, or any).
+    ///   - url: the file to create or replace.
+    ///   - metadata: strings stored in `__metadata__` next to `"format": "pt"` (a `format` given
     ///   here replaces `pt`) and the checksums (a `neuron.crc32c` given here is replaced by the checksums
     ///   of these tensors, so metadata read from another file can be passed on).
     /// - Throws: `NeuronError.io` naming the path when the file cannot be written;

@@ -4,9 +4,12 @@ import Foundation
 /// dictionary lacks, and keys under the prefix that match nothing in the module. Both are full keys
 /// (prefix included) in sorted order.
 public struct LoadReport: Equatable, Sendable {
+    /// Keys of the module's parameters and buffers that the dictionary did not hold.
     public var missingKeys: [String]
+    /// Keys of the dictionary (under the prefix) that name nothing in the module.
     public var unexpectedKeys: [String]
 
+    /// A report of these keys (empty: a complete load).
     public init(missingKeys: [String] = [], unexpectedKeys: [String] = []) {
         self.missingKeys = missingKeys
         self.unexpectedKeys = unexpectedKeys

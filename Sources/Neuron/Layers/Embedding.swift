@@ -11,6 +11,7 @@ import CKernels
 /// Indices come as an `IntTensor`, an `[Int]`, or (so the layer can open a `Sequential` fed by a
 /// `DataLoader` of float tensors) a `Tensor` of whole numbers. An index outside 0..<count throws.
 public final class Embedding: Module {
+    /// The vectors, one row per index: [count, dimension] (`weight`, as in `nn.Embedding`).
     public let weight: Parameter
     /// The number of rows (the vocabulary size).
     public let count: Int
@@ -18,6 +19,7 @@ public final class Embedding: Module {
     public let dimension: Int
     /// The row that embeds padding (normalised to 0..<count), if any.
     public let paddingIndex: Int?
+    /// Training or evaluation mode (the lookup is the same in both).
     public var isTraining = true
 
     /// - Throws: `NeuronError.invalidArgument` for a negative size or a padding index outside
@@ -61,6 +63,7 @@ public final class Embedding: Module {
         try self(indices.asIndices(name: "Embedding"))
     }
 
+    /// `weight`.
     public var localParameters: [(name: String, parameter: Parameter)] { [("weight", weight)] }
 }
 

@@ -1,25 +1,37 @@
 /// A height and width: kernel sizes, strides, dilations. An integer literal means the same value for
 /// both (`kernel: 3`), an array literal gives them apart (`kernel: [3, 1]`).
 public struct Size2D: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// The size along the rows (H).
     public var height: Int
+    /// The size along the columns (W).
     public var width: Int
+    /// A size of `height` rows by `width` columns.
     public init(_ height: Int, _ width: Int) { self.height = height; self.width = width }
+    /// The same size along both axes (`kernel: 3` is 3 × 3).
     public init(integerLiteral value: Int) { self.init(value, value) }
+    /// `[height, width]`; any other count of elements is a programming error and traps.
     public init(arrayLiteral elements: Int...) {
         precondition(elements.count == 2, "a 2-D size is [height, width], got \(elements)")
         self.init(elements[0], elements[1])
     }
+    /// `(height, width)`, as PyTorch prints a pair.
     public var description: String { "(\(height), \(width))" }
 }
 
 /// Zero padding per side. An integer pads every side equally, `[h, w]` pads top and bottom by h and
 /// left and right by w (PyTorch's `padding=(h, w)`), `[top, bottom, left, right]` sets each side.
 public struct Padding2D: Equatable, Sendable, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// Rows or columns of zeros added on each side.
     public var top: Int, bottom: Int, left: Int, right: Int
+    /// Padding set side by side (PyTorch's `F.pad` order for the last two axes is left, right, top,
+    /// bottom; here the labels say which is which).
     public init(top: Int, bottom: Int, left: Int, right: Int) {
         self.top = top; self.bottom = bottom; self.left = left; self.right = right
     }
+    /// The same padding on all four sides (`padding: 1`).
     public init(integerLiteral value: Int) { self.init(top: value, bottom: value, left: value, right: value) }
+    /// `[h, w]` (top and bottom h, left and right w) or `[top, bottom, left, right]`; any other count of
+    /// elements is a programming error and traps.
     public init(arrayLiteral elements: Int...) {
         switch elements.count {
         case 2: self.init(top: elements[0], bottom: elements[0], left: elements[1], right: elements[1])
@@ -28,6 +40,7 @@ public struct Padding2D: Equatable, Sendable, ExpressibleByIntegerLiteral, Expre
         }
     }
     var isSymmetric: Bool { top == bottom && left == right }
+    /// `(h, w)` when symmetric, as PyTorch prints `padding`, else `(top, bottom, left, right)`.
     public var description: String { isSymmetric ? "(\(top), \(left))" : "(\(top), \(bottom), \(left), \(right))" }
 }
 

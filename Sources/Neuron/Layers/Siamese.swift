@@ -16,10 +16,16 @@ extension Tensor {
 /// `normalize` is true (FaceNet's embeddings live on the unit sphere). Parameters are the encoder's, under
 /// `encoder.` (`encoder.0.weight`).
 public final class Siamese: Module {
+    /// The network every branch runs, mapping `[N, ...]` to `[N, D]`; its parameters are the only ones.
     public let encoder: any Module
+    /// Whether each embedding row is scaled to unit L2 norm.
     public let normalizesEmbeddings: Bool
+    /// Training or evaluation mode; `train()`/`eval()` pass it on to the encoder.
     public var isTraining = true
 
+    /// - Parameters:
+    ///   - encoder: maps a batch `[N, ...]` to embeddings `[N, D]`.
+    ///   - normalize: L2-normalise each embedding (FaceNet), so squared distances lie in [0, 4].
     public init(encoder: any Module, normalize: Bool = true) {
         self.encoder = encoder
         self.normalizesEmbeddings = normalize
@@ -41,6 +47,7 @@ public final class Siamese: Module {
         try inputs.map { try self($0) }
     }
 
+    /// The encoder, under `encoder` (its keys are `encoder.…`).
     public var children: [(name: String, module: any Module)] { [("encoder", encoder)] }
 }
 
@@ -51,16 +58,25 @@ public final class Siamese: Module {
 /// (f_i − f_j)² / (|f_i + f_j| + ε): the chi-square distance's terms, meant for non-negative features; the
 /// ε keeps the division finite where both are zero. Parameters `fc.weight` `[1, D]` and `fc.bias` `[1]`.
 public final class SimilarityHead: Module {
+    /// The pair features φ the classifier weighs.
     public enum Features: String, Sendable, CaseIterable {
+        /// |f_i − f_j| per dimension; `.chiSquare`: (f_i − f_j)² / (|f_i + f_j| + ε).
         case absoluteDifference, chiSquare
     }
 
+    /// The weights w `[1, D]` and bias b `[1]` over the pair features (`fc.weight`, `fc.bias`).
     public let fc: Linear
+    /// Which pair features φ are used.
     public let features: Features
+    /// ε in the chi-square denominator.
     public let epsilon: Float
+    /// Training or evaluation mode (the head behaves the same in both).
     public var isTraining = true
 
-    /// - Parameters: `embeddingSize` D; `features` the pair features; `epsilon` the chi-square guard.
+    /// - Parameters:
+    ///   - embeddingSize: D, the length of each embedding.
+    ///   - features: the pair features φ.
+    ///   - epsilon: the chi-square denominator's guard, at least 0.
     /// - Throws: `NeuronError.invalidArgument` for D < 1 or a negative epsilon.
     public init(embeddingSize: Int, features: Features = .absoluteDifference, epsilon: Float = 1e-6) throws {
         guard embeddingSize >= 1 else { throw NeuronError.invalidArgument("SimilarityHead: embedding size must be >= 1, got \(embeddingSize)") }
@@ -99,5 +115,6 @@ public final class SimilarityHead: Module {
         return try self(try pair.slice(0..<1).reshaped([n, d]), try pair.slice(1..<2).reshaped([n, d]))
     }
 
+    /// The linear classifier, under `fc`.
     public var children: [(name: String, module: any Module)] { [("fc", fc)] }
 }

@@ -77,7 +77,9 @@ public enum TripletMining: String, Sendable, CaseIterable {
 
 /// One triplet as row indices into a batch.
 public struct Triplet: Equatable, Hashable, Sendable {
+    /// Rows of the batch: the anchor, a sample with the anchor's label, and one with another label.
     public var anchor: Int, positive: Int, negative: Int
+    /// A triplet of the rows `anchor`, `positive` (same label) and `negative` (another label).
     public init(anchor: Int, positive: Int, negative: Int) {
         self.anchor = anchor
         self.positive = positive

@@ -3,8 +3,11 @@
 /// conv1 (1→6, 5x5, padding 2) → ReLU → max-pool 2 → conv2 (6→16, 5x5) → ReLU → max-pool 2 →
 /// flatten (16·5·5 = 400, index c·25 + h·5 + w) → fc1 (400→120) → ReLU → fc2 (120→84) → ReLU → fc3 (84→classes).
 public final class LeNet5: Module {
+    /// The convolutions: conv1 weight [6, inChannels, 5, 5], conv2 weight [16, 6, 5, 5].
     public let conv1: Conv2D, conv2: Conv2D
+    /// The fully connected layers: fc1 [120, 400], fc2 [84, 120], fc3 [classes, 84].
     public let fc1: Linear, fc2: Linear, fc3: Linear
+    /// Training or evaluation mode (LeNet-5 has no dropout or batch norm: both compute the same).
     public var isTraining = true
 
     /// - Throws: `NeuronError.invalidArgument` for a negative channel or class count.

@@ -10,7 +10,9 @@
 public enum RecurrentKind: String, Sendable, CaseIterable {
     /// Elman RNN with tanh (`RNN`).
     case rnn
+    /// Long short-term memory (`LSTM`, PyTorch's `nn.LSTM`).
     case lstm
+    /// Gated recurrent unit (`GRU`, PyTorch's `nn.GRU`).
     case gru
 
     /// A batch-first layer of this kind.
@@ -92,15 +94,25 @@ public enum SequenceModels {
 /// step the token before it (`startToken` first): teacher forcing in training (`callAsFunction`), its own
 /// greedy choice in generation (`generate`). Children: `initial`, `embedding`, `rnn`, `output`.
 public final class VectorToSequence: Module {
+    /// The vector [N, D] to the initial hidden state [N, hidden] (before the tanh).
     public let initial: Linear
+    /// Token ids to vectors, weight [vocabularySize, embedding].
     public let embedding: Embedding
+    /// The batch-first decoder, one layer.
     public let rnn: GRU
+    /// Hidden states to one logit per token, [..., vocabularySize].
     public let output: Linear
+    /// The token read before the first step.
     public let startToken: Int
+    /// Training or evaluation mode.
     public var isTraining = true
 
-    /// - Parameters: the vector's width, the token vocabulary, embedding and hidden widths, and the token
-    ///   read before the first step (an index of the vocabulary).
+    /// - Parameters:
+    ///   - vectorSize: D, the input vector's width.
+    ///   - vocabularySize: the tokens the decoder emits.
+    ///   - embedding: the width of a token's embedding.
+    ///   - hidden: the GRU's hidden size.
+    ///   - startToken: the token read before the first step (an index of the vocabulary).
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a start token outside the vocabulary.
     public init(vectorSize: Int, vocabularySize: Int, embedding: Int, hidden: Int, startToken: Int) throws {
         guard vectorSize >= 1, vocabularySize >= 1 else {
@@ -116,6 +128,7 @@ public final class VectorToSequence: Module {
         self.startToken = startToken
     }
 
+    /// `initial`, `embedding`, `rnn`, `output`.
     public var children: [(name: String, module: any Module)] {
         [("initial", initial), ("embedding", embedding), ("rnn", rnn), ("output", output)]
     }
@@ -173,13 +186,25 @@ public final class VectorToSequence: Module {
 /// pass `sourceLengths`, so the encoder's final state is each source's own last step (padding is ignored).
 /// Children: `sourceEmbedding`, `encoder`, `targetEmbedding`, `decoder`, `output`.
 public final class EncoderDecoder<Recurrent: RecurrentModule & RecurrentLayer>: Module {
+    /// Source token ids to vectors, weight [sourceVocabulary, embedding].
     public let sourceEmbedding: Embedding
+    /// Reads the embedded source [N, S, embedding]; its final state starts the decoder.
     public let encoder: Recurrent
+    /// Target token ids to vectors, weight [targetVocabulary, embedding].
     public let targetEmbedding: Embedding
+    /// Reads the embedded previous target tokens [N, L, embedding].
     public let decoder: Recurrent
+    /// The decoder's outputs to one logit per target token, [N, L, targetVocabulary].
     public let output: Linear
+    /// Training mode (dropout between the recurrent layers' layers) or evaluation mode.
     public var isTraining = true
 
+    /// - Parameters:
+    ///   - sourceVocabulary: the number of source tokens.
+    ///   - targetVocabulary: the number of target tokens.
+    ///   - embedding: the width of both embeddings, the recurrent layers' input size.
+    ///   - encoder: a batch-first, unidirectional recurrent layer.
+    ///   - decoder: one of the same kind, depth and hidden size.
     /// - Throws: `NeuronError.invalidArgument` when the layers are not batch-first, are bidirectional, differ
     ///   in hidden size or depth, or do not take the embedding width.
     public init(sourceVocabulary: Int, targetVocabulary: Int, embedding: Int, encoder: Recurrent, decoder: Recurrent) throws {
@@ -199,6 +224,7 @@ public final class EncoderDecoder<Recurrent: RecurrentModule & RecurrentLayer>: 
         output = try Linear(in: decoder.hiddenSize, out: targetVocabulary)
     }
 
+    /// `sourceEmbedding`, `encoder`, `targetEmbedding`, `decoder`, `output`.
     public var children: [(name: String, module: any Module)] {
         [("sourceEmbedding", sourceEmbedding), ("encoder", encoder), ("targetEmbedding", targetEmbedding),
          ("decoder", decoder), ("output", output)]

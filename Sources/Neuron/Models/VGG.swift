@@ -57,10 +57,14 @@ extension VGG {
 /// Initialisation is torchvision's: convolution weights N(0, 2/fan_out) (Kaiming, fan-out mode), linear
 /// weights N(0, 0.01²), every bias zero.
 public final class VGGNetwork: Module {
+    /// The convolution and max-pooling stack, torchvision's `features` (`features.0.weight`...):
+    /// `[N, 3, H, W]` → `[N, 512, H/32, W/32]`.
     public let features: Sequential
+    /// Adaptive average pooling to 7 × 7 before the classifier, torchvision's `avgpool`.
     public let avgpool: AdaptiveAvgPool2D
     /// `nil` when built without the classifier.
     public let classifier: Sequential?
+    /// Training mode (the classifier's dropout active) or evaluation mode.
     public var isTraining = true
 
     /// `hidden` is the classifier's width (4096 in every torchvision VGG; smaller only in tests).
@@ -101,9 +105,11 @@ public final class VGGNetwork: Module {
         return try classifier(try avgpool(try features(x)).flattened(startAxis: 1))
     }
 
+    /// `features`, `avgpool` and, when built with it, `classifier`: torchvision's names.
     public var children: [(name: String, module: any Module)] {
         [("features", features), ("avgpool", avgpool)] + (classifier.map { [("classifier", $0)] } ?? [])
     }
 
+    /// `VGG`, torchvision's class name.
     public var typeName: String { "VGG" }
 }

@@ -9,20 +9,25 @@ extension Tensor: RecurrentState {}
 /// The state of an `LSTM`: hidden state `h` and cell state `c`, each [layers·directions, N, hidden]
 /// (PyTorch's `(h_n, c_n)` tuple); for an `LSTMCell`, each [N, hidden].
 public struct LSTMState: RecurrentState {
+    /// The hidden state (PyTorch's `h_n`).
     public var h: Tensor
+    /// The cell state (PyTorch's `c_n`), the same shape as `h`.
     public var c: Tensor
 
+    /// The state of hidden state `h` and cell state `c`.
     public init(h: Tensor, c: Tensor) {
         self.h = h
         self.c = c
     }
 
+    /// Both tensors cut off from the autograd tape.
     public func detached() -> LSTMState { LSTMState(h: h.detached(), c: c.detached()) }
 }
 
 /// A layer that runs a whole sequence from an optional initial state and returns the output sequence
 /// with the final state: `RNN`, `LSTM`, `GRU`.
 public protocol RecurrentLayer: Module {
+    /// What the layer carries between steps: `Tensor` (h) or `LSTMState` (h and c).
     associatedtype State: RecurrentState
     /// Runs `x` (layout as configured) from `state` (zeros when nil); `lengths` gives each sequence's
     /// valid steps for a padded batch. Returns the output sequence and the final state.

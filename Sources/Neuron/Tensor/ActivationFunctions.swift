@@ -30,6 +30,7 @@ extension Tensor {
         activation(NN_ACT_SIGMOID, "sigmoid") { nn_unary(NN_UNARY_SIGMOID, $0, pointer, count) }
     }
 
+    /// The hyperbolic tangent element-wise, the same shape (`torch.tanh`), in (-1, 1).
     public func tanh() -> Tensor {
         activation(NN_ACT_TANH, "tanh") { nn_unary(NN_UNARY_TANH, $0, pointer, count) }
     }

@@ -16,18 +16,25 @@ extension Tensor {
         return out
     }
 
+    /// The element-wise sum, the shape the two broadcast to (NumPy's rules; PyTorch's `a + b`).
+    /// - Throws: `NeuronError.shapeMismatch` naming both shapes when they do not broadcast.
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
         try broadcastKernel(NN_BIN_ADD, a, b, name: "add").recorded("add", inputs: [a, b]) { g in
             [g.summed(toShape: a.shape), g.summed(toShape: b.shape)]
         }
     }
 
+    /// The element-wise difference, the shape the two broadcast to (PyTorch's `a - b`).
+    /// - Throws: `NeuronError.shapeMismatch` naming both shapes when they do not broadcast.
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
         try broadcastKernel(NN_BIN_SUB, a, b, name: "subtract").recorded("subtract", inputs: [a, b]) { g in
             [g.summed(toShape: a.shape), b.requiresGrad ? (-g).summed(toShape: b.shape) : nil]
         }
     }
 
+    /// The element-wise (Hadamard) product, the shape the two broadcast to (PyTorch's `a * b`); the
+    /// matrix product is `matmul(_:)`.
+    /// - Throws: `NeuronError.shapeMismatch` naming both shapes when they do not broadcast.
     public static func * (a: Tensor, b: Tensor) throws -> Tensor {
         try broadcastKernel(NN_BIN_MUL, a, b, name: "multiply").recorded("multiply", inputs: [a, b]) { g in
             [a.requiresGrad ? try (g * b).summed(toShape: a.shape) : nil,
@@ -35,6 +42,9 @@ extension Tensor {
         }
     }
 
+    /// The element-wise quotient, the shape the two broadcast to (PyTorch's `a / b`); division by 0
+    /// gives ±Inf or NaN as IEEE 754 says.
+    /// - Throws: `NeuronError.shapeMismatch` naming both shapes when they do not broadcast.
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         try broadcastKernel(NN_BIN_DIV, a, b, name: "divide").recorded("divide", inputs: [a, b]) { g in
             [a.requiresGrad ? try (g / b).summed(toShape: a.shape) : nil,
@@ -43,16 +53,23 @@ extension Tensor {
         }
     }
 
+    /// Each element negated, the same shape.
     public static prefix func - (x: Tensor) -> Tensor { x.unary(NN_UNARY_NEG, "negate") { g, _ in -g } }
 
     // Scalars broadcast without a possible shape error, so these do not throw.
+    /// `s` added to each element, the same shape.
     public static func + (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1, shift: s) }
+    /// `s` added to each element, the same shape.
     public static func + (s: Float, a: Tensor) -> Tensor { a.affine(scale: 1, shift: s) }
+    /// `s` subtracted from each element, the same shape.
     public static func - (a: Tensor, s: Float) -> Tensor { a.affine(scale: 1, shift: -s) }
+    /// Each element subtracted from `s`, the same shape.
     public static func - (s: Float, a: Tensor) -> Tensor { a.affine(scale: -1, shift: s) }
     // A shift of -0 leaves every product alone, -0 included (+0 would turn -0 into +0, so that for
     // example the gradient of sqrt at -0 came out +Inf where PyTorch's is -Inf).
+    /// Each element times `s`, the same shape.
     public static func * (a: Tensor, s: Float) -> Tensor { a.affine(scale: s, shift: -0.0) }
+    /// Each element times `s`, the same shape.
     public static func * (s: Float, a: Tensor) -> Tensor { a.affine(scale: s, shift: -0.0) }
 
     /// Each element divided by `s`, as PyTorch does: a multiplication by 1/s would overflow to Inf for
@@ -78,15 +95,19 @@ extension Tensor {
         return out.recorded(name, inputs: [self]) { g in [try derivative(g, out)] }
     }
 
+    /// eˣ element-wise, the same shape (`torch.exp`).
     public func exp() -> Tensor { unary(NN_UNARY_EXP, "exp") { g, y in try g * y } }
 
+    /// The natural logarithm element-wise, the same shape (`torch.log`): -Inf at 0, NaN below.
     public func log() -> Tensor {
         let x = self
         return unary(NN_UNARY_LOG, "log") { g, _ in try g / x }
     }
 
+    /// √x element-wise, the same shape (`torch.sqrt`): NaN below 0.
     public func sqrt() -> Tensor { unary(NN_UNARY_SQRT, "sqrt") { g, y in try g / (y * 2) } }
 
+    /// x² element-wise, the same shape (`torch.square`).
     public func squared() -> Tensor {
         let x = self
         return unary(NN_UNARY_SQUARE, "square") { g, _ in try g * (x * 2) }

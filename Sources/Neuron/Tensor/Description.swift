@@ -33,6 +33,7 @@ extension Tensor: CustomStringConvertible, CustomDebugStringConvertible {
         return render(0, 0, "")
     }
 
+    /// The shape, then the elements as `description` prints them.
     public var debugDescription: String { "Tensor(shape: \(shapeString(shape)), \(description))" }
 
     private enum Style { case integral, fixed, scientific }

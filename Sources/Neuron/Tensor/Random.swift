@@ -5,8 +5,10 @@ import Synchronization
 /// sequence, on every machine. Its state can be saved and restored, so a checkpoint resumes the
 /// exact random stream (shuffling, dropout masks, initialisation).
 public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
+    /// The four xoshiro256** state words: what a checkpoint saves and `init(state:)` restores.
     public private(set) var state: [UInt64]
 
+    /// The generator for `seed`: the four state words are SplitMix64's first four outputs from it.
     public init(seed: UInt64) {
         var sm = seed
         func splitMix() -> UInt64 {
@@ -27,6 +29,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
         self.state = state
     }
 
+    /// The next 64 random bits (`RandomNumberGenerator`), advancing the state.
     public mutating func next() -> UInt64 {
         let result = rotl(state[1] &* 5, 7) &* 9
         let t = state[1] << 17

@@ -78,13 +78,16 @@ public struct Tensor {
     public static func zeros(_ shape: [Int]) -> Tensor { Tensor(repeating: 0, shape: shape) }
     /// Ones of `shape`; the precondition of `init(repeating:shape:)` applies.
     public static func ones(_ shape: [Int]) -> Tensor { Tensor(repeating: 1, shape: shape) }
+    /// Zeros of `t`'s shape, without its gradient history (`torch.zeros_like`).
     public static func zeros(like t: Tensor) -> Tensor { zeros(t.shape) }
+    /// Ones of `t`'s shape, without its gradient history (`torch.ones_like`).
     public static func ones(like t: Tensor) -> Tensor { ones(t.shape) }
 
     /// The number of elements.
     public var count: Int { shape.reduce(1, *) }
     /// The number of axes.
     public var rank: Int { shape.count }
+    /// Whether some axis has size 0 (no elements); empty tensors are valid operands.
     public var isEmpty: Bool { count == 0 }
 
     /// The elements in row-major order.

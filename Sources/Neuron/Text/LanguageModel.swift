@@ -15,10 +15,15 @@ import Foundation
 /// Sequences start from a zero state; `<EOS>` (index 0) ends one sequence and serves as the start token
 /// of the next, so `logProbability(of:)` scores a sentence as p(w1 | <EOS>) p(w2 | <EOS> w1) ... p(<EOS> | ...).
 public final class LanguageModel<Recurrent: RecurrentModule & RecurrentLayer>: Module {
+    /// Token ids to vectors, weight [vocabularySize, dimension] (`embedding.weight`); nil for one-hot input.
     public let embedding: Embedding?
+    /// The recurrent stack (`rnn.weight_ih_l0`...).
     public let rnn: Recurrent
+    /// Hidden states [..., hidden] to logits [..., vocabularySize] (`output.weight`, `output.bias`).
     public let output: Linear
+    /// Tokens in the vocabulary, `<EOS>` and `<UNK>` included.
     public let vocabularySize: Int
+    /// Training mode (the recurrent layer's dropout between layers is active) or evaluation mode.
     public var isTraining = true
 
     /// - Parameters:

@@ -8,7 +8,9 @@ import Foundation
 /// Among equal logits at the top-k boundary the lower index is kept. (PyTorch has no such class; this
 /// is the usual `torch.multinomial(softmax(logits / T))` loop with `torch.topk` filtering.)
 public struct TokenSampler: Sendable, Equatable {
+    /// T in softmax(logits / T): below 1 sharper, above 1 flatter.
     public let temperature: Float
+    /// Draw only among the k largest logits; nil for all tokens.
     public let topK: Int?
 
     /// - Throws: `NeuronError.invalidArgument` for a temperature that is not a positive finite number,

@@ -6,7 +6,9 @@
 /// holds the ids as whole numbers in a float tensor, `targets` [count, length] as integers. Build the
 /// model with a batch-first recurrent layer to read them as they are.
 public struct TokenSequences {
+    /// The input ids [count, length], whole numbers stored as floats.
     public let inputs: Tensor
+    /// The next-token ids [count, length].
     public let targets: IntTensor
 
     /// - Throws: `NeuronError.invalidArgument` for `length` < 1 or a negative id; `.emptyInput` when the

@@ -15,15 +15,23 @@ import Foundation
 /// values of the token (code-point order), so the same corpus always gives the same indices. Tokens seen
 /// fewer than `minFrequency` times are left out and encode as `<UNK>`.
 public struct Vocabulary: Equatable, Sendable {
-    public enum Level: String, Sendable, Codable { case character, word }
+    /// What a token is: one character, or one word or punctuation mark.
+    public enum Level: String, Sendable, Codable {
+        /// `.character`: every `Character`; `.word`: runs of letters, digits and apostrophes, and single
+        /// punctuation marks.
+        case character, word
+    }
 
+    /// The end-of-sequence token, index 0: a language model predicts it after the last token.
     public static let endOfSequence = "<EOS>"
+    /// The unknown token, index 1: what a token outside the vocabulary encodes as.
     public static let unknown = "<UNK>"
     /// The index of `<EOS>`.
     public static let endOfSequenceIndex = 0
     /// The index of `<UNK>`.
     public static let unknownIndex = 1
 
+    /// Characters or words.
     public let level: Level
     /// Every token by index, the two special tokens first.
     public let tokens: [String]
@@ -140,6 +148,7 @@ public struct Vocabulary: Equatable, Sendable {
         return words
     }
 
+    /// Whether both have the same level and the same tokens at the same indices.
     public static func == (a: Vocabulary, b: Vocabulary) -> Bool { a.level == b.level && a.tokens == b.tokens }
 }
 

@@ -24,13 +24,25 @@ public enum BoxLayout: Sendable {
 }
 
 /// A box layout as a type, for `Box` and `Boxes`.
-public protocol BoxFormat { static var layout: BoxLayout { get } }
+public protocol BoxFormat {
+    /// The order of the four numbers.
+    static var layout: BoxLayout { get }
+}
 /// (x1, y1, x2, y2), torchvision's `xyxy`.
-public enum Corners: BoxFormat { public static var layout: BoxLayout { .corners } }
+public enum Corners: BoxFormat {
+    /// `.corners`.
+    public static var layout: BoxLayout { .corners }
+}
 /// (cx, cy, w, h), torchvision's `cxcywh`.
-public enum CenterSize: BoxFormat { public static var layout: BoxLayout { .centerSize } }
+public enum CenterSize: BoxFormat {
+    /// `.centerSize`.
+    public static var layout: BoxLayout { .centerSize }
+}
 /// (x, y, w, h) with (x, y) the top-left corner, torchvision's `xywh`.
-public enum TopLeftSize: BoxFormat { public static var layout: BoxLayout { .topLeftSize } }
+public enum TopLeftSize: BoxFormat {
+    /// `.topLeftSize`.
+    public static var layout: BoxLayout { .topLeftSize }
+}
 
 /// What a box's numbers are measured in.
 public protocol BoxUnits {}
@@ -45,6 +57,7 @@ public struct Box<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable, Custo
     /// The four numbers in the format's order.
     public var values: SIMD4<Float>
 
+    /// A box of the four numbers `values`, in `Format`'s order and in `Units`.
     public init(_ values: SIMD4<Float>) { self.values = values }
 
     /// The same box in another layout, with torchvision's arithmetic (x1 = cx - 0.5 w, cx = (x1 + x2) / 2).
@@ -66,6 +79,7 @@ public struct Box<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable, Custo
         }
     }
 
+    /// The four numbers under their names in this layout, e.g. `Box(x1: 0.0, y1: 0.0, x2: 2.0, y2: 1.0)`.
     public var description: String {
         let names: [String]
         switch Format.layout {
@@ -78,22 +92,33 @@ public struct Box<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable, Custo
 }
 
 extension Box where Format == Corners {
+    /// The box from (x1, y1), its top-left corner, to (x2, y2), its bottom-right corner.
     public init(x1: Float, y1: Float, x2: Float, y2: Float) { self.init([x1, y1, x2, y2]) }
+    /// The left edge.
     public var x1: Float { values[0] }
+    /// The top edge.
     public var y1: Float { values[1] }
+    /// The right edge.
     public var x2: Float { values[2] }
+    /// The bottom edge.
     public var y2: Float { values[3] }
 }
 
 extension Box where Format == CenterSize {
+    /// The box centred on (cx, cy) of `width` × `height`.
     public init(cx: Float, cy: Float, width: Float, height: Float) { self.init([cx, cy, width, height]) }
+    /// The centre's x.
     public var cx: Float { values[0] }
+    /// The centre's y.
     public var cy: Float { values[1] }
+    /// The extent along x.
     public var width: Float { values[2] }
+    /// The extent along y.
     public var height: Float { values[3] }
 }
 
 extension Box where Format == TopLeftSize {
+    /// The box with top-left corner (x, y) of `width` × `height`.
     public init(x: Float, y: Float, width: Float, height: Float) { self.init([x, y, width, height]) }
 }
 
@@ -124,6 +149,7 @@ public struct Boxes<Format: BoxFormat, Units: BoxUnits>: Equatable {
         self.tensor = tensor.detached()
     }
 
+    /// The boxes as the rows of an [N, 4] tensor.
     public init(_ boxes: [Box<Format, Units>]) {
         var t = Tensor(uninitializedShape: [boxes.count, 4])
         t.withUnsafeMutableBufferPointer { out in
@@ -135,6 +161,7 @@ public struct Boxes<Format: BoxFormat, Units: BoxUnits>: Equatable {
     /// The number of boxes.
     public var count: Int { tensor.shape[0] }
 
+    /// Row `index` as a `Box`; an index outside 0..<count is a programming error and traps.
     public subscript(index: Int) -> Box<Format, Units> {
         precondition(index >= 0 && index < count, "box \(index) out of range for \(count) boxes")
         return tensor.withUnsafeBufferPointer { Box(SIMD4($0[4 * index], $0[4 * index + 1], $0[4 * index + 2], $0[4 * index + 3])) }

@@ -4,10 +4,12 @@ import Foundation
 /// An object in an image: where it is and which class it belongs to (ground truth, or a detector's
 /// output without its score).
 public struct LabeledBox<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable {
+    /// Where the object is, in the layout and units of the type.
     public var box: Box<Format, Units>
     /// The class index, from 0.
     public var label: Int
 
+    /// The object of class `label` at `box`.
     public init(_ box: Box<Format, Units>, label: Int) {
         self.box = box
         self.label = label
@@ -16,12 +18,14 @@ public struct LabeledBox<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable
 
 /// A detector's output: a box, its class and its confidence.
 public struct Detection<Format: BoxFormat, Units: BoxUnits>: Hashable, Sendable {
+    /// Where the detector places the object, in the layout and units of the type.
     public var box: Box<Format, Units>
     /// The class index, from 0.
     public var label: Int
     /// The confidence, in [0, 1] for the detectors here (objectness times class probability).
     public var score: Float
 
+    /// A detection of class `label` at `box` with confidence `score`.
     public init(_ box: Box<Format, Units>, label: Int, score: Float) {
         self.box = box
         self.label = label

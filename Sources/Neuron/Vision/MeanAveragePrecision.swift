@@ -31,6 +31,7 @@ public struct MeanAveragePrecision: Sendable, Equatable {
 ///   - groundTruth: per image, the true boxes with labels, in the same units as the detections.
 ///   - classes: labels run over 0..<classes.
 ///   - iouThreshold: in [0, 1].
+///   - interpolation: COCO's 101-point precision envelope (the default) or VOC's all-point area.
 /// - Throws: `NeuronError.shapeMismatch` when the two lists cover different numbers of images;
 ///   `NeuronError.invalidArgument` for a label outside 0..<classes, a NaN score or a threshold outside
 ///   [0, 1]; `NeuronError.emptyInput` when no image holds a ground-truth object.

@@ -68,6 +68,7 @@ public struct StyleTarget {
         normalizedGram = try noGrad { try StyleTarget.normalizedGram(features) }
     }
 
+    /// C, the style layer's channel count.
     public var channels: Int { normalizedGram.shape[0] }
 
     /// G / (2·nH·nW·nC) of `features`, differentiable.

@@ -8,6 +8,7 @@ import Foundation
 /// The network's parameters are frozen (`requiresGrad = false`) and it runs in evaluation mode: the
 /// optimisation changes the image's pixels only.
 public struct StyleFeatureExtractor {
+    /// The CNN, e.g. the convolutional part of VGG-19 (`[1, 3, H, W]` in), frozen and in evaluation mode.
     public let network: Sequential
     /// Index into `network.layers` whose output is the content activation.
     public let contentLayer: Int
@@ -15,7 +16,9 @@ public struct StyleFeatureExtractor {
     public let styleLayers: [Int]
     /// λ_l for each style layer (deeplearning.ai's STYLE_LAYERS coefficients).
     public let styleWeights: [Float]
+    /// The per-channel mean (R, G, B) subtracted before the first layer (ImageNet's for torchvision's VGG).
     public let inputMean: [Float]
+    /// The per-channel standard deviation (R, G, B) divided by before the first layer.
     public let inputStd: [Float]
 
     /// - Throws: `NeuronError.invalidArgument` for a layer index outside the network, no style layers, a
@@ -107,6 +110,7 @@ public struct StyleFeatureExtractor {
 public struct StyleTransfer {
     /// Adam steps on the pixels.
     public var steps = 300
+    /// Adam's learning rate on the pixels (in units of [0, 1] intensity).
     public var learningRate: Float = 0.05
     /// α.
     public var contentWeight: Float = 50
@@ -116,13 +120,17 @@ public struct StyleTransfer {
     public var totalVariationWeight: Float = 0
     /// Standard deviation of the Gaussian noise added to the content image to start from.
     public var initialNoise: Float = 0.1
+    /// Seeds the starting noise, so the same settings give the same image.
     public var seed: UInt64 = 0
 
+    /// The defaults above; set the properties to change them.
     public init() {}
 
     /// The costs after one step (those of the image the step started from).
     public struct Progress: Sendable {
+        /// The step, from 1.
         public var step: Int
+        /// J_content, J_style, TV and the weighted total J(G), unweighted except `total`.
         public var content: Float, style: Float, totalVariation: Float, total: Float
     }
 

@@ -11,11 +11,16 @@ public enum AnchorSizeEncoding: Sendable {
 
 /// The weights of the YOLO loss's terms (YOLOv1's λ_coord = 5 and λ_noobj = 0.5 by default).
 public struct YOLOLossWeights: Sendable {
+    /// λ_coord, on the box terms (tx, ty, th, tw) of the slots that hold an object.
     public var coordinates: Float
+    /// On pc of the slots that hold an object.
     public var object: Float
+    /// λ_noobj, on pc of the empty slots.
     public var noObject: Float
+    /// On the class scores of the slots that hold an object.
     public var classes: Float
 
+    /// The weights; the defaults are YOLOv1's.
     public init(coordinates: Float = 5, object: Float = 1, noObject: Float = 0.5, classes: Float = 1) {
         self.coordinates = coordinates
         self.object = object
@@ -43,7 +48,9 @@ public struct YOLOGrid: Sendable {
     public let grid: Size2D
     /// Anchor (width, height) in pixels.
     public let anchors: [SIMD2<Float>]
+    /// C, the number of object classes (labels 0..<C).
     public let classes: Int
+    /// How th and tw relate a box's size to its anchor's.
     public let sizeEncoding: AnchorSizeEncoding
 
     /// - Throws: `NeuronError.invalidArgument` when the grid does not divide the image exactly, when
