@@ -821,8 +821,8 @@ static void NN_L(forward)(float *y, const float *x, const float *w, const float 
         return;
     }
     if (algo == NN_CONV2D_WINOGRAD) {
-        nn_conv2d_winograd_forward(y, x, w, bias, workspace, p, 2);
-        return;
+        if (nn_conv2d_winograd_forward(y, x, w, bias, workspace, p, 2)) return;
+        algo = NN_CONV2D_DIRECT; /* x holds Inf or NaN */
     }
     if (algo == NN_CONV2D_DIRECT && is_depthwise(p)) {
         NN_L(depthwise_forward)(y, x, w, bias, p, oh, ow);
@@ -924,9 +924,9 @@ static void NN_L(backward)(float *dx, float *dw, float *db, const float *dy, con
     if (!dx && !dw) return;
     assert(workspace);
     int dx_done = 0, dw_done = 0;
-    if (algo == NN_CONV2D_WINOGRAD && dx) {
-        /* Before dw: the direct dw kernel below reuses the workspace. */
-        nn_conv2d_winograd_backward_data(dx, dy, w, workspace, p, 2);
+    if (algo == NN_CONV2D_WINOGRAD && dx && nn_conv2d_winograd_backward_data(dx, dy, w, workspace, p, 2)) {
+        /* Done before dw, whose direct kernel below reuses the workspace; dy holding Inf or NaN leaves dx
+         * to the direct kernel. */
         dx_done = 1;
         dx = NULL;
     }

@@ -22,9 +22,10 @@
  *
  * Accuracy (CKernels/README.md has the table): the transforms multiply rounding errors by up to the
  * size of their coefficients, so F(4x4) errs more than F(2x2), which errs a little more than the direct
- * kernel. Inf or NaN in one input pixel reaches every output of the tiles whose patch holds it (the direct
- * kernel confines it to the outputs whose 3 x 3 window does), and 0 * Inf in a zero-padded patch is NaN
- * only where the direct kernel also reads that Inf. */
+ * kernel. Inf or NaN in one input pixel would reach every output of the tiles whose patch holds it (the
+ * direct kernel confines it to the outputs whose 3 x 3 window does), so the copy that splits the source
+ * into phases also looks for them, and a source holding any makes the call return 0 for the caller to
+ * run the direct kernel instead. */
 #ifndef NN_LEVEL /* ---- common to every level ---- */
 #include "nn_internal.h"
 #include <string.h>
@@ -57,9 +58,10 @@ typedef struct {
 typedef struct { int n, ty, tx, len, lane; } wg_run_of_tiles;
 
 /* One plane of the phase-split copy: d (rows x m x lanes) with d[yy][p][l] = s[yy - pad_top][l*m + p -
- * pad_left], zero outside s (h x w). */
-static void wg_phase_plane(float *d, const float *s, int h, int w, int pad_top, int pad_left, int m, int rows,
-                           int lanes) {
+ * pad_left], zero outside s (h x w). Returns 1 when s holds Inf or NaN (the exponent bits all ones). */
+static int wg_phase_plane(float *d, const float *s, int h, int w, int pad_top, int pad_left, int m, int rows,
+                          int lanes) {
+    unsigned bad = 0;
     for (int yy = 0; yy < rows; yy++) {
         const int iy = yy - pad_top;
         float *dr = d + (long)yy * m * lanes;
@@ -76,10 +78,17 @@ static void wg_phase_plane(float *d, const float *s, int h, int w, int pad_top, 
             if (hi > lanes) hi = lanes;
             if (lo > hi) lo = hi;
             for (int l = 0; l < lo; l++) dp[l] = 0.0f;
-            for (int l = lo; l < hi; l++) dp[l] = sr[l * m + off];
+            for (int l = lo; l < hi; l++) {
+                const float v = sr[l * m + off];
+                unsigned bits;
+                memcpy(&bits, &v, sizeof bits);
+                bad |= (bits & 0x7f800000u) == 0x7f800000u;
+                dp[l] = v;
+            }
             for (int l = hi; l < lanes; l++) dp[l] = 0.0f;
         }
     }
+    return bad != 0;
 }
 
 static int wg_alpha(int m) { return m + 2; }
@@ -98,11 +107,12 @@ static void wg_phased_shape(int oh, int ow, int m, int *rows, int *lanes) {
     *lanes = (ow + m - 1) / m + 1;
 }
 
-/* Floats of the phase-split copy of n*c planes, plus a vector of slack for the last loads' spare lanes. */
+/* Floats of the phase-split copy of n*c planes, plus a vector of slack for the last loads' spare lanes,
+ * plus one flag per plane (non-finite values seen). */
 static long wg_phased_floats(int n, int c, int oh, int ow, int m) {
     int rows, lanes;
     wg_phased_shape(oh, ow, m, &rows, &lanes);
-    return (long)n * c * rows * m * lanes + 16;
+    return (long)n * c * rows * m * lanes + 16 + (long)n * c;
 }
 
 static long wg_weight_floats(int k, int c, int m) {
@@ -159,13 +169,17 @@ static void wg_pack_weights(float *u, const float *w, int k_out, int c_src, int 
     for (int kb = 0; kb < blocks; kb++) wg_pack_block(u, w, kb, k_out, c_src, m, mr, flip);
 }
 
-/* The whole source into g->phased, one plane per iteration. */
-static void wg_phase_planes(const wg_conv *g) {
+/* The whole source into g->phased, one plane per iteration; 1 when it is all finite. */
+static int wg_phase_planes(const wg_conv *g) {
     const long planes = (long)g->n * g->c, in_plane = (long)g->h * g->w, ph_plane = (long)g->rows * g->m * g->lanes;
+    float *flags = g->phased + planes * ph_plane + 16;
     NN_PARALLEL_FOR_IF(planes * ph_plane >= NN_PARALLEL_MIN)
     for (long pl = 0; pl < planes; pl++)
-        wg_phase_plane(g->phased + pl * ph_plane, g->src + pl * in_plane, g->h, g->w, g->pad_top, g->pad_left, g->m,
-                       g->rows, g->lanes);
+        flags[pl] = (float)wg_phase_plane(g->phased + pl * ph_plane, g->src + pl * in_plane, g->h, g->w, g->pad_top,
+                                          g->pad_left, g->m, g->rows, g->lanes);
+    for (long pl = 0; pl < planes; pl++)
+        if (flags[pl] != 0.0f) return 0;
+    return 1;
 }
 
 int nn_conv2d_winograd_applies(const nn_conv2d_params *p) {
@@ -221,25 +235,27 @@ static void wg_setup(wg_conv *g, float *out, const float *src, const float *bias
 }
 
 /* y (N, C_out, OH, OW) = x (N, C_in, H, W) convolved with w (C_out, C_in, 3, 3), plus bias (C_out) or
- * null; workspace: nn_conv2d_winograd_workspace_size(p, m) floats. */
-void nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
-                                const nn_conv2d_params *p, int m) {
+ * null; workspace: nn_conv2d_winograd_workspace_size(p, m) floats. Returns 0, having written nothing,
+ * when x holds Inf or NaN: the caller then runs the direct kernel. */
+int nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
+                               const nn_conv2d_params *p, int m) {
     assert(nn_conv2d_winograd_applies(p) && (m == 2 || m == 4) && y && x && w && workspace);
-    if (p->n == 0 || p->c_out == 0) return;
+    if (p->n == 0 || p->c_out == 0) return 1;
     wg_conv g;
     wg_setup(&g, y, x, bias, workspace, p, m, 0);
-    NN_DISPATCH(wg_run)(&g, w, 0);
+    return NN_DISPATCH(wg_run)(&g, w, 0);
 }
 
 /* dx (N, C_in, H, W) = dy (N, C_out, OH, OW) convolved with w (C_out, C_in, 3, 3) turned around, written;
- * workspace: nn_conv2d_winograd_workspace_size(p, m) floats. */
-void nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
-                                      const nn_conv2d_params *p, int m) {
+ * workspace: nn_conv2d_winograd_workspace_size(p, m) floats. Returns 0, having written nothing, when dy
+ * holds Inf or NaN. */
+int nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
+                                     const nn_conv2d_params *p, int m) {
     assert(nn_conv2d_winograd_applies(p) && (m == 2 || m == 4) && dx && dy && w && workspace);
-    if (p->n == 0 || p->c_in == 0) return;
+    if (p->n == 0 || p->c_in == 0) return 1;
     wg_conv g;
     wg_setup(&g, dx, dy, NULL, workspace, p, m, 1);
-    NN_DISPATCH(wg_run)(&g, w, 1);
+    return NN_DISPATCH(wg_run)(&g, w, 1);
 }
 
 /* The same algorithm as plain loops in float, one tile and output channel at a time, with the
@@ -469,9 +485,9 @@ static __attribute__((noinline)) void NN_L(wg_block)(const wg_conv *g, long blk,
 
 /* Transforms the weights (w turned around and transposed when flip) into g->u and the source into its
  * phase-split copy, then runs the blocks. */
-static void NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
+static int NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
+    if (!wg_phase_planes(g)) return 0;
     wg_pack_weights((float *)g->u, w, g->k, g->c, g->m, WMR, flip);
-    wg_phase_planes(g);
     const int th = (g->oh + g->m - 1) / g->m, tw = (g->ow + g->m - 1) / g->m;
     const long blocks = ((long)g->n * th * tw + WT - 1) / WT;
     const double flops = 2.0 * blocks * WT * (g->m + 2) * (g->m + 2) * g->c * g->k;
@@ -485,6 +501,7 @@ static void NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
 #endif
         NN_L(wg_block)(g, blk, g->scratch + tid * g->scratch_stride);
     }
+    return 1;
 }
 
 #endif

@@ -49,7 +49,8 @@ size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
  *             The input gradient of a convolution padded by more than (k-1)*dilation takes IM2COL.
  *   IM2COL    any shape: im2col copies and OpenBLAS GEMMs, col2im for the input gradient.
  *   WINOGRAD  F(2x2, 3x3) for 3x3 kernels, stride 1, dilation 1, groups 1, any padding: forward and input
- *             gradient (winograd.c); the weight gradient takes DIRECT. */
+ *             gradient (winograd.c); the weight gradient, and a pass whose source (x, dy) holds Inf or
+ *             NaN, take DIRECT, so non-finite values propagate as there. */
 typedef enum {
     NN_CONV2D_AUTO = 0,
     NN_CONV2D_DIRECT = 1,
@@ -95,12 +96,14 @@ void nn_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, co
 int nn_conv2d_winograd_applies(const nn_conv2d_params *p);
 /* Floats of workspace for the forward pass and the input gradient (it depends on nn_threads()). */
 size_t nn_conv2d_winograd_workspace_size(const nn_conv2d_params *p, int m);
-/* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in, 3, 3)) + bias (C_out) or null. */
-void nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
+/* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in, 3, 3)) + bias (C_out) or null.
+ * Both return 0 without writing when the source (x, dy) holds Inf or NaN, which Winograd's transforms
+ * would spread across whole tiles: the caller runs the direct kernel then (conv2d.c does). */
+int nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
                                 const nn_conv2d_params *p, int m);
 /* dx (N, C_in, H, W) WRITTEN from dy (N, C_out, OH, OW) and w (C_out, C_in, 3, 3). */
-void nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
-                                      const nn_conv2d_params *p, int m);
+int nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
+                                     const nn_conv2d_params *p, int m);
 /* The same algorithm as plain scalar loops (the tests' reference for the blocked kernel). */
 void nn_conv2d_winograd_forward_ref(float *y, const float *x, const float *w, const float *bias,
                                     const nn_conv2d_params *p, int m);

@@ -133,7 +133,36 @@ static void test_accuracy_budget(void) {
     free(x); free(w); free(yr); free(yd); free(y2); free(y4); free(ws);
 }
 
+/* Inf or NaN in the source: the Winograd kernels decline (return 0), and the WINOGRAD algorithm runs the
+ * direct kernel, so a NaN pixel reaches only the outputs whose window holds it, as in PyTorch. */
+static void test_non_finite(void) {
+    const nn_conv2d_params p = {2, 16, 9, 10, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const size_t nx = (size_t)p.n * p.c_in * p.h * p.w, nw = (size_t)p.c_out * p.c_in * 9, ny = out_count(&p);
+    float *x = floats(nx), *w = floats(nw), *dy = floats(ny), *y = floats(ny), *yd = floats(ny);
+    float *dx = floats(nx), *dxd = floats(nx), *dw = floats(nw);
+    ctest_fill(x, nx, -1, 1);
+    ctest_fill(w, nw, -1, 1);
+    ctest_fill(dy, ny, -1, 1);
+    x[3 * p.h * p.w + 4 * p.w + 5] = NAN;
+    dy[2 * p.h * p.w + 1] = INFINITY;
+    const size_t nws = nn_conv2d_workspace_size_with(&p, NN_CONV2D_WINOGRAD);
+    float *ws = floats(nws);
+    CHECK(nn_conv2d_winograd_forward(y, x, w, NULL, ws, &p, 2) == 0);
+    CHECK(nn_conv2d_winograd_backward_data(dx, dy, w, ws, &p, 2) == 0);
+    nn_conv2d_forward_with(y, x, w, NULL, ws, &p, NN_CONV2D_WINOGRAD);
+    nn_conv2d_forward_with(yd, x, w, NULL, ws, &p, NN_CONV2D_DIRECT);
+    ctest_equal_bits("NaN input: WINOGRAD forward runs the direct kernel", y, yd, ny);
+    size_t nans = 0;
+    for (size_t i = 0; i < ny; i++) nans += isnan(y[i]);
+    CHECK(nans == (size_t)9 * p.c_out); /* the 3 x 3 outputs around the pixel, in every output channel */
+    nn_conv2d_backward_with(dx, dw, NULL, dy, x, w, ws, &p, NN_CONV2D_WINOGRAD);
+    nn_conv2d_backward_with(dxd, dw, NULL, dy, x, w, ws, &p, NN_CONV2D_DIRECT);
+    ctest_equal_bits("Inf upstream gradient: WINOGRAD dx runs the direct kernel", dx, dxd, nx);
+    free(x); free(w); free(dy); free(y); free(yd); free(dx); free(dxd); free(dw); free(ws);
+}
+
 static void suite(void) {
+    test_non_finite();
     for (int m = 2; m <= 4; m += 2) {
         for (int k = 0; k < NCASES; k++) test_case(&cases[k], m);
         test_threads(m);
