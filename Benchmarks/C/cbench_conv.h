@@ -57,6 +57,8 @@ static void conv_stem_setup(void) { conv_bench_setup(8, 3, 112, 64, 7, 2, 3); }
 static void conv_mid_direct_setup(void) { conv_bench_setup_with(32, 64, 28, 64, 3, 1, 1, NN_CONV2D_DIRECT); }
 static void conv_mid_im2col_setup(void) { conv_bench_setup_with(32, 64, 28, 64, 3, 1, 1, NN_CONV2D_IM2COL); }
 static void conv_mid_winograd_setup(void) { conv_bench_setup_with(32, 64, 28, 64, 3, 1, 1, NN_CONV2D_WINOGRAD); }
+static void conv_s2_im2col_setup(void) { conv_bench_setup_with(32, 64, 28, 128, 3, 2, 1, NN_CONV2D_IM2COL); }
+static void conv_stem_im2col_setup(void) { conv_bench_setup_with(8, 3, 112, 64, 7, 2, 3, NN_CONV2D_IM2COL); }
 
 /* Multiply-adds of a direct convolution's forward pass, counted twice, whatever the algorithm (GFLOPS are
  * "effective" ones: Winograd's read above the machine's peak); backward is two more such products. */
@@ -80,6 +82,10 @@ static void conv_mid_winograd_setup(void) { conv_bench_setup_with(32, 64, 28, 64
      conv_bench_teardown},                                                                                             \
     {"conv_fwd_mid_winograd", CBENCH_CONV_FLOPS(32, 64, 28, 64, 3), conv_mid_winograd_setup, conv_bench_forward,      \
      conv_bench_teardown},                                                                                             \
+    {"conv_fwd_s2_im2col", CBENCH_CONV_FLOPS_S(32, 64, 28, 128, 3, 2, 1), conv_s2_im2col_setup, conv_bench_forward,    \
+     conv_bench_teardown},                                                                                             \
+    {"conv_fwd_stem7x7_im2col", CBENCH_CONV_FLOPS_S(8, 3, 112, 64, 7, 2, 3), conv_stem_im2col_setup,                   \
+     conv_bench_forward, conv_bench_teardown},                                                                          \
     {"conv_fwdbwd_mid_direct", 3 * CBENCH_CONV_FLOPS(32, 64, 28, 64, 3), conv_mid_direct_setup,                       \
      conv_bench_forward_backward, conv_bench_teardown},
 

@@ -36,8 +36,8 @@ int nn_conv2d_out_w(const nn_conv2d_params *p);
 
 /* Floats of caller-owned scratch that nn_conv2d_forward and nn_conv2d_backward (algorithm AUTO) need
  * for these parameters (0 when none: the workspace pointer may then be null). One size serves both. It
- * grows with N: stride-1 convolutions keep zero-padded copies of x and dy for the whole batch (about the
- * size of x plus the size of dy), other strides one image's im2col matrix (C_in*KH*KW x OH*OW). */
+ * grows with N: the direct and Winograd paths keep zero-padded copies of x and dy for the whole batch
+ * (about the size of x plus the size of dy), im2col one image's matrix (C_in*KH*KW x OH*OW). */
 size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
 
 /* How a convolution is computed. Every algorithm gives the same result up to float rounding
@@ -45,8 +45,10 @@ size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
  * that OpenBLAS's GEMMs (im2col) agree across thread counts to rounding only.
  *   AUTO      chosen by shape: Winograd where it applies and the channels are many, else DIRECT where
  *             it applies, else IM2COL.
- *   DIRECT    stride 1 with at most 256 taps (an implicit GEMM over a zero-padded grid), or depthwise.
- *             The input gradient of a convolution padded by more than (k-1)*dilation takes IM2COL.
+ *   DIRECT    at most 256 taps: an implicit GEMM over a zero-padded grid of the input (split into
+ *             stride_h x stride_w phase planes when strided), or depthwise planes. The backward pass of
+ *             a strided convolution, and the input gradient of one padded by more than (k-1)*dilation,
+ *             take IM2COL.
  *   IM2COL    any shape: im2col copies and OpenBLAS GEMMs, col2im for the input gradient.
  *   WINOGRAD  F(2x2, 3x3) for 3x3 kernels, stride 1, dilation 1, groups 1, any padding: forward and input
  *             gradient (winograd.c); the weight gradient, and a pass whose source (x, dy) holds Inf or

@@ -454,8 +454,10 @@ static void test_algorithm_choice(void) {
     nn_conv2d_params small = {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     CHECK(nn_conv2d_auto_algorithm(&small) == NN_CONV2D_DIRECT);
     nn_conv2d_params s2 = {2, 64, 28, 28, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
-    CHECK(!nn_conv2d_algorithm_applies(&s2, NN_CONV2D_WINOGRAD) && !nn_conv2d_algorithm_applies(&s2, NN_CONV2D_DIRECT));
-    CHECK(nn_conv2d_algorithm_applies(&s2, NN_CONV2D_IM2COL) && nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_IM2COL);
+    CHECK(!nn_conv2d_algorithm_applies(&s2, NN_CONV2D_WINOGRAD) && nn_conv2d_algorithm_applies(&s2, NN_CONV2D_IM2COL));
+    CHECK(nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_DIRECT); /* on phase planes */
+    nn_conv2d_params huge = {1, 2, 20, 20, 2, 17, 17, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+    CHECK(!nn_conv2d_algorithm_applies(&huge, NN_CONV2D_DIRECT) && nn_conv2d_auto_algorithm(&huge) == NN_CONV2D_IM2COL);
     nn_conv2d_params dil = {2, 64, 28, 28, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1};
     CHECK(!nn_conv2d_algorithm_applies(&dil, NN_CONV2D_WINOGRAD) && nn_conv2d_auto_algorithm(&dil) == NN_CONV2D_DIRECT);
     nn_conv2d_params grouped = {2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2};
