@@ -40,7 +40,7 @@ static const conv_case cases[] = {
     {"k3 s1 p0 odd sizes", {3, 6, 5, 13, 11, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
     {"k3 s1 p3 (wider than the kernel)", {1, 4, 6, 6, 5, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1}},
     {"k3 s1 p1 one-row images", {2, 3, 1, 17, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
-    {"k3 s1 p2 many tiles", {3, 17, 23, 19, 18, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
+    {"k3 s1 p2 many tiles", {3, 33, 23, 19, 34, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
     {"k3 p(0,2) groups 2 wide", {2, 6, 4, 21, 4, 3, 3, 1, 1, 0, 2, 2, 0, 1, 2, 2}},
     {"rows and k beyond one stack tile", {1, 24, 5, 5, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
     {"one input channel, k5 p2 (LeNet conv1)", {3, 1, 9, 8, 6, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
@@ -235,7 +235,7 @@ static void test_thread_independence(void) {
     static const conv_case big[] = {
         {"threads depthwise", {2, 16, 20, 18, 16, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 16}},
         {"threads k3 s1 p1", {2, 12, 20, 18, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
-        {"threads k3 s1 p1 (winograd by default)", {3, 24, 19, 22, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+        {"threads k3 s1 p1 (winograd by default)", {3, 32, 19, 22, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
         {"threads k1 groups 2", {3, 16, 15, 17, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}},
         {"threads k3 s2 d2 groups 2", {3, 8, 24, 21, 6, 3, 3, 2, 2, 2, 1, 1, 2, 2, 1, 2}},
     };
@@ -453,6 +453,8 @@ static void test_algorithm_choice(void) {
     CHECK(nn_conv2d_auto_algorithm(&mid) == NN_CONV2D_WINOGRAD);
     nn_conv2d_params small = {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     CHECK(nn_conv2d_auto_algorithm(&small) == NN_CONV2D_DIRECT);
+    nn_conv2d_params sixteen = {2, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_auto_algorithm(&sixteen) == NN_CONV2D_DIRECT);
     nn_conv2d_params s2 = {2, 64, 28, 28, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
     CHECK(!nn_conv2d_algorithm_applies(&s2, NN_CONV2D_WINOGRAD) && nn_conv2d_algorithm_applies(&s2, NN_CONV2D_IM2COL));
     CHECK(nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_DIRECT); /* on phase planes */

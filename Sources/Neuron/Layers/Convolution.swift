@@ -4,7 +4,7 @@ import CKernels
 /// (CKernels/README.md lists the measured errors) and is deterministic; PyTorch has no such switch
 /// (its closest is `torch.backends.cudnn`'s algorithm search on GPUs).
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
-    /// Chosen by shape: Winograd for 3x3 stride-1 convolutions with at least 16 channels on each side,
+    /// Chosen by shape: Winograd for 3x3 stride-1 convolutions with at least 32 channels on each side,
     /// else the direct kernel where it applies, else im2col.
     case automatic
     /// A direct convolution: stride 1 with at most 256 taps, or depthwise (groups = channels).
