@@ -50,46 +50,13 @@ typedef struct {
     float *out;
     float *phased;         /* the phase-split source: N*C planes of wg_phased_plane floats */
     int rows, lanes;       /* rows of a phased plane; floats per phase row (tiles per row + 1) */
-    float *scratch;        /* nn_threads() slices of wg_thread_floats(C) floats */
+    float *scratch;        /* nn_threads() slices of scratch_stride floats */
     long scratch_stride;
+    long row_at;           /* where a slice's padded row for the phase split starts */
 } wg_conv;
 
 /* A run of a block: `len` consecutive tiles of one tile row, from tile column tx, in lanes from `lane`. */
 typedef struct { int n, ty, tx, len, lane; } wg_run_of_tiles;
-
-/* One plane of the phase-split copy: d (rows x m x lanes) with d[yy][p][l] = s[yy - pad_top][l*m + p -
- * pad_left], zero outside s (h x w). Returns 1 when s holds Inf or NaN (the exponent bits all ones). */
-static int wg_phase_plane(float *d, const float *s, int h, int w, int pad_top, int pad_left, int m, int rows,
-                          int lanes) {
-    unsigned bad = 0;
-    for (int yy = 0; yy < rows; yy++) {
-        const int iy = yy - pad_top;
-        float *dr = d + (long)yy * m * lanes;
-        if (iy < 0 || iy >= h) {
-            memset(dr, 0, (size_t)m * lanes * sizeof(float));
-            continue;
-        }
-        const float *sr = s + (long)iy * w;
-        for (int p = 0; p < m; p++) {
-            float *dp = dr + p * lanes;
-            /* columns l*m + p - pad_left inside [0, w): l in [lo, hi) */
-            const int off = p - pad_left;
-            int lo = off >= 0 ? 0 : (-off + m - 1) / m, hi = w - off <= 0 ? 0 : (w - off + m - 1) / m;
-            if (hi > lanes) hi = lanes;
-            if (lo > hi) lo = hi;
-            for (int l = 0; l < lo; l++) dp[l] = 0.0f;
-            for (int l = lo; l < hi; l++) {
-                const float v = sr[l * m + off];
-                unsigned bits;
-                memcpy(&bits, &v, sizeof bits);
-                bad |= (bits & 0x7f800000u) == 0x7f800000u;
-                dp[l] = v;
-            }
-            for (int l = hi; l < lanes; l++) dp[l] = 0.0f;
-        }
-    }
-    return bad != 0;
-}
 
 static int wg_alpha(int m) { return m + 2; }
 
@@ -169,19 +136,6 @@ static void wg_pack_weights(float *u, const float *w, int k_out, int c_src, int 
     for (int kb = 0; kb < blocks; kb++) wg_pack_block(u, w, kb, k_out, c_src, m, mr, flip);
 }
 
-/* The whole source into g->phased, one plane per iteration; 1 when it is all finite. */
-static int wg_phase_planes(const wg_conv *g) {
-    const long planes = (long)g->n * g->c, in_plane = (long)g->h * g->w, ph_plane = (long)g->rows * g->m * g->lanes;
-    float *flags = g->phased + planes * ph_plane + 16;
-    NN_PARALLEL_FOR_IF(planes * ph_plane >= NN_PARALLEL_MIN)
-    for (long pl = 0; pl < planes; pl++)
-        flags[pl] = (float)wg_phase_plane(g->phased + pl * ph_plane, g->src + pl * in_plane, g->h, g->w, g->pad_top,
-                                          g->pad_left, g->m, g->rows, g->lanes);
-    for (long pl = 0; pl < planes; pl++)
-        if (flags[pl] != 0.0f) return 0;
-    return 1;
-}
-
 int nn_conv2d_winograd_applies(const nn_conv2d_params *p) {
     return p->kh == 3 && p->kw == 3 && p->stride_h == 1 && p->stride_w == 1 && p->dil_h == 1 && p->dil_w == 1 &&
            p->groups == 1;
@@ -189,14 +143,18 @@ int nn_conv2d_winograd_applies(const nn_conv2d_params *p) {
 
 /* Workspace layout: [transformed weights | phase-split source | per-thread scratch]; the forward pass and
  * the input gradient share one size, the larger of the two at each part. */
-typedef struct { long u, phased, thread; } wg_space;
+typedef struct { long u, phased, thread, row; } wg_space;
 
 static wg_space wg_workspace(const nn_conv2d_params *p, int m) {
     const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p);
     const long u_fwd = wg_weight_floats(p->c_out, p->c_in, m), u_dx = wg_weight_floats(p->c_in, p->c_out, m);
     const long x_fwd = wg_phased_floats(p->n, p->c_in, oh, ow, m), x_dx = wg_phased_floats(p->n, p->c_out, p->h, p->w, m);
     const int cmax = p->c_in > p->c_out ? p->c_in : p->c_out;
-    wg_space s = {u_fwd > u_dx ? u_fwd : u_dx, x_fwd > x_dx ? x_fwd : x_dx, wg_thread_floats(cmax, m)};
+    int rows, lanes_fwd, lanes_dx; /* and one padded row of the phase split, after the thread's other scratch */
+    wg_phased_shape(oh, ow, m, &rows, &lanes_fwd);
+    wg_phased_shape(p->h, p->w, m, &rows, &lanes_dx);
+    const long row = (long)m * (lanes_fwd > lanes_dx ? lanes_fwd : lanes_dx);
+    wg_space s = {u_fwd > u_dx ? u_fwd : u_dx, x_fwd > x_dx ? x_fwd : x_dx, wg_thread_floats(cmax, m) + row, row};
     return s;
 }
 
@@ -232,6 +190,7 @@ static void wg_setup(wg_conv *g, float *out, const float *src, const float *bias
     wg_phased_shape(g->oh, g->ow, m, &g->rows, &g->lanes);
     g->scratch = g->phased + s.phased;
     g->scratch_stride = s.thread;
+    g->row_at = s.thread - s.row;
 }
 
 /* y (N, C_out, OH, OW) = x (N, C_in, H, W) convolved with w (C_out, C_in, 3, 3), plus bias (C_out) or
@@ -327,14 +286,14 @@ void nn_conv2d_winograd_forward_ref(float *y, const float *x, const float *w, co
 #define WTS (WT + VW)
 
 /* 1-D input transform B^T d over alpha vectors of tiles. */
-static inline __attribute__((always_inline)) void NN_L(wg_bt)(const int m, const vf *d, vf *o) {
+static inline __attribute__((always_inline)) void NN_L(wg_bt)(const int m, const vn *d, vn *o) {
     if (m == 2) {
         o[0] = d[0] - d[2];
         o[1] = d[1] + d[2];
         o[2] = d[2] - d[1];
         o[3] = d[1] - d[3];
     } else {
-        const vf four = vsplat(4.0f), five = vsplat(5.0f), two = vsplat(2.0f);
+        const vn four = vnsplat(4.0f), five = vnsplat(5.0f), two = vnsplat(2.0f);
         o[0] = four * d[0] - five * d[2] + d[4];
         o[1] = (d[3] + d[4]) - four * (d[1] + d[2]);
         o[2] = four * (d[1] - d[2]) + (d[4] - d[3]);
@@ -345,35 +304,35 @@ static inline __attribute__((always_inline)) void NN_L(wg_bt)(const int m, const
 }
 
 /* 1-D output transform A^T s over alpha vectors. */
-static inline __attribute__((always_inline)) void NN_L(wg_at)(const int m, const vf *s, vf *o) {
+static inline __attribute__((always_inline)) void NN_L(wg_at)(const int m, const vn *s, vn *o) {
     if (m == 2) {
         o[0] = s[0] + s[1] + s[2];
         o[1] = s[1] - s[2] - s[3];
     } else {
-        const vf a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
+        const vn a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
         o[0] = s[0] + a + c;
-        o[1] = b + vsplat(2.0f) * d;
-        o[2] = a + vsplat(4.0f) * c;
-        o[3] = b + vsplat(8.0f) * d + s[5];
+        o[1] = b + vnsplat(2.0f) * d;
+        o[2] = a + vnsplat(4.0f) * c;
+        o[3] = b + vnsplat(8.0f) * d + s[5];
     }
 }
 
-/* v[xi*v_xi] (VW lanes) = (B^T d B)[xi] for VW consecutive tiles of a tile row: patch element (i, j)
+/* v[xi*v_xi] (VN lanes) = (B^T d B)[xi] for VN consecutive tiles of a tile row: patch element (i, j)
  * of those tiles is the vector at src + (i*m + j%m)*lanes + j/m of the phase-split copy. */
 static inline __attribute__((always_inline)) void NN_L(wg_input_tf)(const int m, float *v, long v_xi, const float *src,
                                                                     int lanes) {
     const int alpha = m + 2;
-    vf t[WG_ALPHA_MAX][WG_ALPHA_MAX];
+    vn t[WG_ALPHA_MAX][WG_ALPHA_MAX];
     for (int j = 0; j < alpha; j++) { /* columns: t[.][j] = B^T d[.][j] */
-        vf col[WG_ALPHA_MAX], o[WG_ALPHA_MAX];
-        for (int i = 0; i < alpha; i++) col[i] = vload(src + (long)(i * m + j % m) * lanes + j / m);
+        vn col[WG_ALPHA_MAX], o[WG_ALPHA_MAX];
+        for (int i = 0; i < alpha; i++) col[i] = vnload(src + (long)(i * m + j % m) * lanes + j / m);
         NN_L(wg_bt)(m, col, o);
         for (int a = 0; a < alpha; a++) t[a][j] = o[a];
     }
     for (int a = 0; a < alpha; a++) { /* rows: (t B)[a][.] */
-        vf o[WG_ALPHA_MAX];
+        vn o[WG_ALPHA_MAX];
         NN_L(wg_bt)(m, t[a], o);
-        for (int b = 0; b < alpha; b++) vstore(v + (a * alpha + b) * v_xi, o[b]);
+        for (int b = 0; b < alpha; b++) vnstore(v + (a * alpha + b) * v_xi, o[b]);
     }
 }
 
@@ -395,31 +354,31 @@ static __attribute__((noinline)) void NN_L(wg_micro)(int kc, const float *a, con
         for (int q = 0; q < WNV; q++) vstore(c + r * WTS + q * VW, acc[r][q]);
 }
 
-/* Outputs of one channel for `cnt` (<= VW) consecutive tiles of a tile row: A^T M A of the VW lanes at
- * mk (alpha^2 sums, mk_xi floats apart) plus b0, into ob (m^2 x VW), then interleaved into the output
+/* Outputs of one channel for `cnt` (<= VN) consecutive tiles of a tile row: A^T M A of the VN lanes at
+ * mk (alpha^2 sums, mk_xi floats apart) plus b0, into ob (m^2 x VN), then interleaved into the output
  * rows at out (rows ow floats apart): vh rows, cols columns. */
 static inline __attribute__((always_inline)) void NN_L(wg_output_tf)(const int m, float *out, int ow, int vh, int cols,
                                                                      const float *mk, long mk_xi, float *ob, float b0) {
     const int alpha = m + 2;
-    vf t[4][WG_ALPHA_MAX];
+    vn t[4][WG_ALPHA_MAX];
     for (int j = 0; j < alpha; j++) {
-        vf col[WG_ALPHA_MAX], o[4];
-        for (int i = 0; i < alpha; i++) col[i] = vload(mk + (i * alpha + j) * mk_xi);
+        vn col[WG_ALPHA_MAX], o[4];
+        for (int i = 0; i < alpha; i++) col[i] = vnload(mk + (i * alpha + j) * mk_xi);
         NN_L(wg_at)(m, col, o);
         for (int a = 0; a < m; a++) t[a][j] = o[a];
     }
     for (int a = 0; a < m; a++) {
-        vf o[4];
+        vn o[4];
         NN_L(wg_at)(m, t[a], o);
-        for (int b = 0; b < m; b++) vstore(ob + (a * m + b) * VW, o[b] + vsplat(b0));
+        for (int b = 0; b < m; b++) vnstore(ob + (a * m + b) * VN, o[b] + vnsplat(b0));
     }
     const int whole = cols / m;
     for (int i = 0; i < vh; i++) {
         float *d = out + (long)i * ow;
-        const float *o = ob + i * m * VW;
+        const float *o = ob + i * m * VN;
         for (int l = 0; l < whole; l++)
-            for (int j = 0; j < m; j++) d[l * m + j] = o[j * VW + l];
-        for (int x = whole * m; x < cols; x++) d[x] = o[(x % m) * VW + x / m];
+            for (int j = 0; j < m; j++) d[l * m + j] = o[j * VN + l];
+        for (int x = whole * m; x < cols; x++) d[x] = o[(x % m) * VN + x / m];
     }
 }
 
@@ -453,7 +412,7 @@ static inline __attribute__((always_inline)) void NN_L(wg_block_m)(const int m, 
                     __builtin_prefetch(src + 2 * ph_plane + (long)i * g->lanes);
                     __builtin_prefetch(src + 2 * ph_plane + (long)i * g->lanes + ru->len);
                 }
-            for (int l = 0; l < ru->len; l += VW)
+            for (int l = 0; l < ru->len; l += VN)
                 NN_L(wg_input_tf)(m, v + (long)ci * WTS + ru->lane + l, v_xi, src + l, g->lanes);
         }
     const int blocks = (K + WMR - 1) / WMR;
@@ -467,8 +426,8 @@ static inline __attribute__((always_inline)) void NN_L(wg_block_m)(const int m, 
             for (int k = 0; k < nruns; k++) {
                 const wg_run_of_tiles *ru = &runs[k];
                 const int oy = ru->ty * m, vh = g->oh - oy < m ? g->oh - oy : m;
-                for (int l = 0; l < ru->len; l += VW) {
-                    const int ox = (ru->tx + l) * m, cnt = ru->len - l < VW ? ru->len - l : VW;
+                for (int l = 0; l < ru->len; l += VN) {
+                    const int ox = (ru->tx + l) * m, cnt = ru->len - l < VN ? ru->len - l : VN;
                     const int cols = g->ow - ox < cnt * m ? g->ow - ox : cnt * m;
                     float *out = g->out + ((long)ru->n * K + ko) * out_plane + (long)oy * g->ow + ox;
                     NN_L(wg_output_tf)(m, out, g->ow, vh, cols, mk + (long)r * WTS + ru->lane + l, mk_xi, ob, b0);
@@ -483,10 +442,71 @@ static __attribute__((noinline)) void NN_L(wg_block)(const wg_conv *g, long blk,
     else NN_L(wg_block_m)(4, g, blk, scratch);
 }
 
+/* One plane of the phase-split copy: d (rows x m x lanes) with d[yy][p][l] = s[yy - pad_top][l*m + p -
+ * pad_left], zero outside s (h x w); row is scratch for one padded row (lanes*m floats). Returns 1 when
+ * s holds Inf or NaN (the exponent bits all ones). The padded row is built first so the split is one
+ * loop with a constant stride, which the compiler turns into vector shuffles. */
+static inline __attribute__((always_inline)) int NN_L(wg_phase_plane_m)(const int m, float *d, const float *s, int h,
+                                                                        int w, int pad_top, int pad_left, int rows,
+                                                                        int lanes, float *row) {
+    unsigned bad = 0;
+    const int width = lanes * m;
+    /* columns of the padded row that hold pixels: [x0, x1) */
+    const int x0 = pad_left < 0 ? 0 : pad_left < width ? pad_left : width;
+    const int x1 = pad_left + w < x0 ? x0 : pad_left + w > width ? width : pad_left + w;
+    const int src0 = x0 - pad_left;
+    for (int yy = 0; yy < rows; yy++) {
+        const int iy = yy - pad_top;
+        float *dr = d + (long)yy * m * lanes;
+        if (iy < 0 || iy >= h) {
+            memset(dr, 0, (size_t)m * lanes * sizeof(float));
+            continue;
+        }
+        const float *sr = s + (long)iy * w + src0;
+        memset(row, 0, (size_t)x0 * sizeof(float));
+        for (int x = x0; x < x1; x++) {
+            const float v = sr[x - x0];
+            unsigned bits;
+            memcpy(&bits, &v, sizeof bits);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;
+            row[x] = v;
+        }
+        memset(row + x1, 0, (size_t)(width - x1) * sizeof(float));
+        for (int l = 0; l < lanes; l++)
+            for (int p = 0; p < m; p++) dr[p * lanes + l] = row[l * m + p];
+    }
+    return bad != 0;
+}
+
+static __attribute__((noinline)) int NN_L(wg_phase_plane)(const wg_conv *g, float *d, const float *s, float *row) {
+    if (g->m == 2) return NN_L(wg_phase_plane_m)(2, d, s, g->h, g->w, g->pad_top, g->pad_left, g->rows, g->lanes, row);
+    return NN_L(wg_phase_plane_m)(4, d, s, g->h, g->w, g->pad_top, g->pad_left, g->rows, g->lanes, row);
+}
+
+/* The whole source into g->phased, one plane per iteration; 1 when it is all finite. Each plane's flag
+ * is a float in the workspace, read in order afterwards (no shared accumulator). */
+static int NN_L(wg_phase_planes)(const wg_conv *g) {
+    const long planes = (long)g->n * g->c, in_plane = (long)g->h * g->w, ph_plane = (long)g->rows * g->m * g->lanes;
+    float *flags = g->phased + planes * ph_plane + 16;
+    NN_PARALLEL_FOR_IF(planes * ph_plane >= NN_PARALLEL_MIN)
+    for (long pl = 0; pl < planes; pl++) {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        flags[pl] = (float)NN_L(wg_phase_plane)(g, g->phased + pl * ph_plane, g->src + pl * in_plane,
+                                                g->scratch + tid * g->scratch_stride + g->row_at);
+    }
+    for (long pl = 0; pl < planes; pl++)
+        if (flags[pl] != 0.0f) return 0;
+    return 1;
+}
+
 /* Transforms the weights (w turned around and transposed when flip) into g->u and the source into its
  * phase-split copy, then runs the blocks. */
 static int NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
-    if (!wg_phase_planes(g)) return 0;
+    if (!NN_L(wg_phase_planes)(g)) return 0;
     wg_pack_weights((float *)g->u, w, g->k, g->c, g->m, WMR, flip);
     const int th = (g->oh + g->m - 1) / g->m, tw = (g->ow + g->m - 1) / g->m;
     const long blocks = ((long)g->n * th * tw + WT - 1) / WT;
