@@ -34,7 +34,17 @@ enum {
     WG_WT_MAX = 48,  /* tiles per block at the widest level: 3 vectors of 16 */
     WG_MR_MAX = 8,   /* output channels per register tile at the widest level */
     WG_ALPHA_MAX = 6,
+    /* Threads that run the blocks, each with its own slice of scratch. A constant, so the workspace size
+     * depends on the shapes only and stays right when the thread count changes between asking for it
+     * and running; slices never touched cost address space, not memory. */
+    WG_SLOTS = 16,
 };
+
+/* The team of the loops that use a thread's scratch slice: nn_threads(), at most WG_SLOTS. */
+static int wg_team(void) { return nn_threads() < WG_SLOTS ? nn_threads() : WG_SLOTS; }
+
+/* One parallel loop whose body indexes scratch by thread: a team of wg_team(). */
+#define WG_PARALLEL_FOR_IF(cond) _Pragma(NN_STR(omp parallel for schedule(static) num_threads(wg_team()) if(cond)))
 
 /* One Winograd convolution: out (N, K, OH, OW) = conv3x3(src (N, C, H, W)) with the taps of u
  * (transformed), the patch of output (oy, ox) starting at src row oy - pad_top, column ox - pad_left
@@ -50,7 +60,7 @@ typedef struct {
     float *out;
     float *phased;         /* the phase-split source: N*C planes of wg_phased_plane floats */
     int rows, lanes;       /* rows of a phased plane; floats per phase row (tiles per row + 1) */
-    float *scratch;        /* nn_threads() slices of scratch_stride floats */
+    float *scratch;        /* WG_SLOTS slices of scratch_stride floats */
     long scratch_stride;
     long row_at;           /* where a slice's padded row for the phase split starts */
 } wg_conv;
@@ -161,7 +171,7 @@ static wg_space wg_workspace(const nn_conv2d_params *p, int m) {
 size_t nn_conv2d_winograd_workspace_size(const nn_conv2d_params *p, int m) {
     assert(nn_conv2d_winograd_applies(p) && (m == 2 || m == 4));
     const wg_space s = wg_workspace(p, m);
-    return (size_t)(s.u + s.phased + (long)nn_threads() * s.thread);
+    return (size_t)(s.u + s.phased + (long)WG_SLOTS * s.thread);
 }
 
 #define NN_LEVEL_SOURCE "winograd.c"
@@ -488,7 +498,7 @@ static __attribute__((noinline)) int NN_L(wg_phase_plane)(const wg_conv *g, floa
 static int NN_L(wg_phase_planes)(const wg_conv *g) {
     const long planes = (long)g->n * g->c, in_plane = (long)g->h * g->w, ph_plane = (long)g->rows * g->m * g->lanes;
     float *flags = g->phased + planes * ph_plane + 16;
-    NN_PARALLEL_FOR_IF(planes * ph_plane >= NN_PARALLEL_MIN)
+    WG_PARALLEL_FOR_IF(planes * ph_plane >= NN_PARALLEL_MIN)
     for (long pl = 0; pl < planes; pl++) {
 #ifdef _OPENMP
         const int tid = omp_get_thread_num();
@@ -512,7 +522,7 @@ static int NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
     const long blocks = ((long)g->n * th * tw + WT - 1) / WT;
     const double flops = 2.0 * blocks * WT * (g->m + 2) * (g->m + 2) * g->c * g->k;
     (void)flops; /* read only by the OpenMP clause */
-    NN_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
+    WG_PARALLEL_FOR_IF(flops >= 64.0 * NN_PARALLEL_MIN)
     for (long blk = 0; blk < blocks; blk++) {
 #ifdef _OPENMP
         const int tid = omp_get_thread_num();

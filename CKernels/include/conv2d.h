@@ -96,7 +96,7 @@ void nn_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, co
  * For 3x3 kernels at stride 1, dilation 1, groups 1, any padding. Fewer multiplications than the direct
  * kernel (4x fewer for m = 4, 2.25x for m = 2) at some cost in rounding error (CKernels/README.md). */
 int nn_conv2d_winograd_applies(const nn_conv2d_params *p);
-/* Floats of workspace for the forward pass and the input gradient (it depends on nn_threads()). */
+/* Floats of workspace for the forward pass and the input gradient (scratch for up to 16 threads). */
 size_t nn_conv2d_winograd_workspace_size(const nn_conv2d_params *p, int m);
 /* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in, 3, 3)) + bias (C_out) or null.
  * Both return 0 without writing when the source (x, dy) holds Inf or NaN, which Winograd's transforms

@@ -74,7 +74,7 @@ static void test_threads(int m) {
     float *y[2], *dx[2];
     for (int t = 0; t < 2; t++) {
         nn_set_num_threads(t + 1);
-        float *ws = floats(nn_conv2d_winograd_workspace_size(&p, m)); /* its size follows the thread count */
+        float *ws = floats(nn_conv2d_winograd_workspace_size(&p, m));
         y[t] = floats(ny);
         dx[t] = floats(nx);
         nn_conv2d_winograd_forward(y[t], x, w, b, ws, &p, m);
@@ -82,7 +82,17 @@ static void test_threads(int m) {
         free(ws);
     }
     nn_set_num_threads(0);
+    /* A workspace sized before the thread count grows still serves: its size depends on shapes only. */
+    nn_set_num_threads(1);
+    float *ws1 = floats(nn_conv2d_winograd_workspace_size(&p, m)), *y2 = floats(ny);
+    nn_set_num_threads(2);
+    nn_conv2d_winograd_forward(y2, x, w, b, ws1, &p, m);
+    nn_set_num_threads(0);
     char what[96];
+    snprintf(what, sizeof what, "F(%dx%d) forward, workspace sized at 1 thread, run on 2", m, m);
+    ctest_equal_bits(what, y2, y[0], ny);
+    free(ws1);
+    free(y2);
     snprintf(what, sizeof what, "F(%dx%d) forward on 1 and 2 threads", m, m);
     ctest_equal_bits(what, y[0], y[1], ny);
     snprintf(what, sizeof what, "F(%dx%d) input gradient on 1 and 2 threads", m, m);
