@@ -36,7 +36,7 @@ import Testing
         let x = try g.float("x").requiringGrad(), weight = w.requiringGrad(), bias = b.requiringGrad()
         let applies = switch algorithm {
         case .automatic, .im2col: true
-        case .direct: c.stride == 1 || c.groups == w.shape[0]
+        case .direct: w.shape[2] * w.shape[3] <= 256 || c.groups == w.shape[0]
         case .winograd: w.shape[2] == 3 && w.shape[3] == 3 && c.stride == 1 && c.dilation == 1 && c.groups == 1
         }
         func run() throws -> Tensor {
@@ -97,11 +97,14 @@ import Testing
         #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 5, 5]), bias: nil, algorithm: .winograd) }
         #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 2, 3, 3]), bias: nil, groups: 2, algorithm: .winograd) }
         #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 3, 3]), bias: nil, dilation: 2, algorithm: .winograd) }
-        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 3, 3]), bias: nil, stride: 2, algorithm: .direct) }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 17, 17]), bias: nil, padding: 5, algorithm: .direct) }
         #expect(throws: NeuronError.self) { try Conv2D(in: 4, out: 4, kernel: 3, stride: 2, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 4, out: 4, kernel: 17, padding: 5, algorithm: .direct) }
         let layer = try Conv2D(in: 4, out: 4, kernel: 3, stride: 2)
-        layer.algorithm = .direct
+        layer.algorithm = .winograd
         #expect(throws: NeuronError.self) { try layer(x) }
+        layer.algorithm = .direct
+        #expect(try layer(x).shape == [1, 4, 3, 3])
         layer.algorithm = .im2col
         #expect(try layer(x).shape == [1, 4, 3, 3])
     }

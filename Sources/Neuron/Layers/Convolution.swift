@@ -7,7 +7,8 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// Chosen by shape: Winograd for 3x3 stride-1 convolutions with at least 32 channels on each side,
     /// else the direct kernel where it applies, else im2col.
     case automatic
-    /// A direct convolution: stride 1 with at most 256 taps, or depthwise (groups = channels).
+    /// A direct convolution: kernels of at most 256 taps (strided ones read phase planes of the input,
+    /// and their backward pass runs im2col), or depthwise (groups = channels).
     case direct
     /// im2col copies and OpenBLAS matrix products: any shape.
     case im2col
@@ -28,7 +29,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     var requirement: String {
         switch self {
         case .automatic, .im2col: return "nothing"
-        case .direct: return "stride 1 with at most 256 taps, or a depthwise convolution"
+        case .direct: return "a kernel of at most 256 taps, or a depthwise convolution"
         case .winograd: return "a 3x3 kernel, stride 1, dilation 1 and groups 1"
         }
     }
@@ -201,7 +202,7 @@ public final class Conv2D: Module {
         let applies: Bool
         switch algorithm {
         case .automatic, .im2col: applies = true
-        case .direct: applies = (stride.height == 1 && stride.width == 1 && taps <= 256) || (groups == inChannels && groups == outChannels)
+        case .direct: applies = taps <= 256 || (groups == inChannels && groups == outChannels)
         case .winograd: applies = kernel.height == 3 && kernel.width == 3 && stride.height == 1 && stride.width == 1
             && (dilation.height == 1 && dilation.width == 1) && groups == 1
         }
