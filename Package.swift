@@ -71,6 +71,8 @@ let package = Package(
     ] : [])
 )
 
-// `swift package generate-documentation` (make docs). A command plugin that no target uses: SwiftPM resolves
-// it for this package's own commands only, so a package that depends on Neuron neither fetches nor compiles it.
-package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+// `swift package generate-documentation` (make docs): a command plugin for this package's own commands, declared
+// with the tools, so a package that depends on Neuron neither fetches nor compiles it.
+if buildsTools {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}

@@ -29,6 +29,7 @@ typedef int NN_L(vi_) __attribute__((vector_size(VW * 4)));
 #define vn NN_L(vn_)
 #define vni NN_L(vni_)
 #define vnload NN_L(vnload_)
+#define vnstore NN_L(vnstore_)
 #define vnsplat NN_L(vnsplat_)
 #define vniota NN_L(vniota_)
 #define vnselect NN_L(vnselect_)
@@ -69,8 +70,8 @@ static inline float vhsum(vf v) {
     return v[0];
 }
 
-/* The narrow vector: VN = min(VW, 8) floats, with the same helpers (vnload, vnsplat, vniota, vnselect,
- * vnhsum). For loops that stream unaligned rows and do little arithmetic per load, such as conv2d's
+/* The narrow vector: VN = min(VW, 8) floats, with the same helpers (vnload, vnstore, vnsplat, vniota,
+ * vnselect, vnhsum). For loops that stream unaligned rows and do little arithmetic per load, such as conv2d's
  * weight-gradient dot products: on Zen 4, whose 512-bit operations run as two 256-bit halves, 16-lane
  * loads measured 5% slower there than 8-lane ones (every unaligned 64-byte load splits a cache line),
  * while its 16-lane microkernels are faster. Below AVX-512 it is the full vector. */
@@ -81,6 +82,7 @@ typedef float NN_L(vn_) __attribute__((vector_size(32)));
 typedef float NN_L(vnu_) __attribute__((vector_size(32), aligned(4), may_alias));
 typedef int NN_L(vni_) __attribute__((vector_size(32)));
 static inline vn vnload(const float *p) { return *(const NN_L(vnu_) *)p; }
+static inline void vnstore(float *p, vn v) { *(NN_L(vnu_) *)p = v; }
 static inline vn vnsplat(float s) { return (vn){s, s, s, s, s, s, s, s}; }
 static inline vni vniota(void) { return (vni){0, 1, 2, 3, 4, 5, 6, 7}; }
 static inline vn vnselect(vni mask, vn a, vn b) { return (vn)((mask & (vni)a) | (~mask & (vni)b)); }
@@ -95,6 +97,7 @@ static inline float vnhsum(vn v) {
 typedef vf NN_L(vn_);
 typedef vi NN_L(vni_);
 static inline vn vnload(const float *p) { return vload(p); }
+static inline void vnstore(float *p, vn v) { vstore(p, v); }
 static inline vn vnsplat(float s) { return vsplat(s); }
 static inline vni vniota(void) { return viota(); }
 static inline vn vnselect(vni mask, vn a, vn b) { return vselect(mask, a, b); }

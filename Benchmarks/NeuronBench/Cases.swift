@@ -9,6 +9,8 @@ extension BenchmarkCase {
         [convForward("conv_fwd_small", n: 32, cin: 3, cout: 16, size: 32, kernel: 3, padding: 1),
          convForward("conv_fwd_mid", n: 32, cin: 64, cout: 64, size: 28, kernel: 3, padding: 1),
          convForward("conv_fwd_1x1", n: 32, cin: 128, cout: 64, size: 14, kernel: 1, padding: 0),
+         convForward("conv_fwd_s2", n: 32, cin: 64, cout: 128, size: 28, kernel: 3, stride: 2, padding: 1),
+         convForward("conv_fwd_stem7x7", n: 8, cin: 3, cout: 64, size: 112, kernel: 7, stride: 2, padding: 3),
          convForwardBackward, leNetTrainStep, charLMTrainStep, sgemmPeak,
          recurrent("lstm_fwd", gates: 4, backward: false), recurrent("lstm_fwdbwd", gates: 4, backward: true),
          recurrent("gru_fwd", gates: 3, backward: false), recurrent("gru_fwdbwd", gates: 3, backward: true),
@@ -38,19 +40,27 @@ extension BenchmarkCase {
         }
     }
 
-    static func convFlops(n: Int, cin: Int, cout: Int, size: Int, kernel: Int, padding: Int) -> Double {
-        let out = size + 2 * padding - kernel + 1
+    /// Multiply-adds of a direct convolution, counted twice (the flops of every algorithm are quoted so).
+    static func convFlops(n: Int, cin: Int, cout: Int, size: Int, kernel: Int, stride: Int = 1, padding: Int) -> Double {
+        let out = (size + 2 * padding - kernel) / stride + 1
         return 2 * Double(n * cout * out * out * cin * kernel * kernel)
     }
 
     /// Inference convolution (no autograd), weights N(0, 0.1²) as in torch_anchor.py.
-    static func convForward(_ name: String, n: Int, cin: Int, cout: Int, size: Int, kernel: Int, padding: Int) -> BenchmarkCase {
-        BenchmarkCase(name: name, flops: convFlops(n: n, cin: cin, cout: cout, size: size, kernel: kernel, padding: padding)) {
+    static func convForward(_ name: String, n: Int, cin: Int, cout: Int, size: Int, kernel: Int, stride: Int = 1,
+                            padding: Int) -> BenchmarkCase {
+        BenchmarkCase(name: name, flops: convFlops(n: n, cin: cin, cout: cout, size: size, kernel: kernel, stride: stride,
+                                                   padding: padding)) {
             var g = RandomGenerator(seed: 1)
             let x = Tensor.normal([n, cin, size, size], using: &g)
             let w = Tensor.normal([cout, cin, kernel, kernel], std: 0.1, using: &g)
             let b = Tensor.normal([cout], using: &g)
-            return { _ = try noGrad { try Tensor.conv2d(x, weight: w, bias: b, padding: Padding2D(integerLiteral: padding)) } }
+            return {
+                _ = try noGrad {
+                    try Tensor.conv2d(x, weight: w, bias: b, stride: Size2D(integerLiteral: stride),
+                                      padding: Padding2D(integerLiteral: padding))
+                }
+            }
         }
     }
 

@@ -34,11 +34,43 @@ typedef struct {
 int nn_conv2d_out_h(const nn_conv2d_params *p);
 int nn_conv2d_out_w(const nn_conv2d_params *p);
 
-/* Floats of caller-owned scratch that nn_conv2d_forward and nn_conv2d_backward need for these
- * parameters (0 when none: the workspace pointer may then be null). One size serves both. It grows with
- * N: stride-1 convolutions keep zero-padded copies of x and dy for the whole batch (about the size of x
- * plus the size of dy), other strides one image's im2col matrix (C_in*KH*KW x OH*OW). */
+/* Floats of caller-owned scratch that nn_conv2d_forward and nn_conv2d_backward (algorithm AUTO) need
+ * for these parameters (0 when none: the workspace pointer may then be null). One size serves both. It
+ * grows with N: the direct and Winograd paths keep zero-padded copies of x and dy for the whole batch
+ * (about the size of x plus the size of dy), im2col one image's matrix (C_in*KH*KW x OH*OW). */
 size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
+
+/* How a convolution is computed. Every algorithm gives the same result up to float rounding
+ * (CKernels/README.md lists the measured errors); each is bit-identical for any thread count, except
+ * that OpenBLAS's GEMMs (im2col) agree across thread counts to rounding only.
+ *   AUTO      chosen by shape: Winograd where it applies and the channels are many, else DIRECT where
+ *             it applies, else IM2COL.
+ *   DIRECT    at most 256 taps: an implicit GEMM over a zero-padded grid of the input (split into
+ *             stride_h x stride_w phase planes when strided), or depthwise planes. The backward pass of
+ *             a strided convolution, and the input gradient of one padded by more than (k-1)*dilation,
+ *             take IM2COL.
+ *   IM2COL    any shape: im2col copies and OpenBLAS GEMMs, col2im for the input gradient.
+ *   WINOGRAD  F(2x2, 3x3) for 3x3 kernels, stride 1, dilation 1, groups 1, any padding: forward and input
+ *             gradient (winograd.c); the weight gradient, and a pass whose source (x, dy) holds Inf or
+ *             NaN, take DIRECT, so non-finite values propagate as there. */
+typedef enum {
+    NN_CONV2D_AUTO = 0,
+    NN_CONV2D_DIRECT = 1,
+    NN_CONV2D_IM2COL = 2,
+    NN_CONV2D_WINOGRAD = 3,
+} nn_conv2d_algorithm;
+
+/* 1 when `a` can compute this convolution (AUTO always can). */
+int nn_conv2d_algorithm_applies(const nn_conv2d_params *p, nn_conv2d_algorithm a);
+/* The algorithm AUTO runs for these parameters (never AUTO). */
+nn_conv2d_algorithm nn_conv2d_auto_algorithm(const nn_conv2d_params *p);
+/* Floats of workspace nn_conv2d_forward_with and nn_conv2d_backward_with need with algorithm `a`. */
+size_t nn_conv2d_workspace_size_with(const nn_conv2d_params *p, nn_conv2d_algorithm a);
+/* nn_conv2d_forward and nn_conv2d_backward with a chosen algorithm, which must apply (asserted). */
+void nn_conv2d_forward_with(float *y, const float *x, const float *w, const float *bias, float *workspace,
+                            const nn_conv2d_params *p, nn_conv2d_algorithm a);
+void nn_conv2d_backward_with(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                             float *workspace, const nn_conv2d_params *p, nn_conv2d_algorithm a);
 
 /* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW)) + bias (C_out);
  * bias may be null. workspace holds nn_conv2d_workspace_size(p) floats. y must not alias x. */
@@ -59,6 +91,24 @@ void nn_conv2d_backward(float *dx, float *dw, float *db, const float *dy, const 
 void nn_conv2d_forward_ref(float *y, const float *x, const float *w, const float *bias, const nn_conv2d_params *p);
 void nn_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                             const nn_conv2d_params *p);
+
+/* ---- Winograd F(m x m, 3 x 3), m = 2 or 4 (winograd.c) -----------------------------------------------
+ * For 3x3 kernels at stride 1, dilation 1, groups 1, any padding. Fewer multiplications than the direct
+ * kernel (4x fewer for m = 4, 2.25x for m = 2) at some cost in rounding error (CKernels/README.md). */
+int nn_conv2d_winograd_applies(const nn_conv2d_params *p);
+/* Floats of workspace for the forward pass and the input gradient (scratch for up to 16 threads). */
+size_t nn_conv2d_winograd_workspace_size(const nn_conv2d_params *p, int m);
+/* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in, 3, 3)) + bias (C_out) or null.
+ * Both return 0 without writing when the source (x, dy) holds Inf or NaN, which Winograd's transforms
+ * would spread across whole tiles: the caller runs the direct kernel then (conv2d.c does). */
+int nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const float *bias, float *workspace,
+                                const nn_conv2d_params *p, int m);
+/* dx (N, C_in, H, W) WRITTEN from dy (N, C_out, OH, OW) and w (C_out, C_in, 3, 3). */
+int nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
+                                     const nn_conv2d_params *p, int m);
+/* The same algorithm as plain scalar loops (the tests' reference for the blocked kernel). */
+void nn_conv2d_winograd_forward_ref(float *y, const float *x, const float *w, const float *bias,
+                                    const nn_conv2d_params *p, int m);
 
 #ifdef __cplusplus
 }

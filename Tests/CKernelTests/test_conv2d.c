@@ -35,6 +35,12 @@ static const conv_case cases[] = {
     {"many channels, tail panel in chunks", {1, 40, 5, 6, 33, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
     {"kernel of 272 taps", {1, 2, 18, 17, 3, 17, 16, 1, 1, 1, 0, 0, 1, 1, 1, 1}},
     {"k3 p1 s1 N1 tiny", {1, 1, 2, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    /* 3x3 stride 1 shapes for Winograd's edges: partial tiles, runs of tiles across rows and images. */
+    {"k3 s1 asym pad (0,3,2,1)", {2, 5, 9, 11, 9, 3, 3, 1, 1, 0, 3, 2, 1, 1, 1, 1}},
+    {"k3 s1 p0 odd sizes", {3, 6, 5, 13, 11, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1}},
+    {"k3 s1 p3 (wider than the kernel)", {1, 4, 6, 6, 5, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1, 1}},
+    {"k3 s1 p1 one-row images", {2, 3, 1, 17, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+    {"k3 s1 p2 many tiles", {3, 33, 23, 19, 34, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
     {"k3 p(0,2) groups 2 wide", {2, 6, 4, 21, 4, 3, 3, 1, 1, 0, 2, 2, 0, 1, 2, 2}},
     {"rows and k beyond one stack tile", {1, 24, 5, 5, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
     {"one input channel, k5 p2 (LeNet conv1)", {3, 1, 9, 8, 6, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1}},
@@ -47,6 +53,19 @@ static const conv_case cases[] = {
     {"empty batch", {0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
+
+/* The algorithm under test (suite() runs the tests once per algorithm); AUTO is the default path. */
+static nn_conv2d_algorithm algo = NN_CONV2D_AUTO;
+static const char *const algo_names[] = {"auto", "direct", "im2col", "winograd"};
+
+static void conv_forward(float *y, const float *x, const float *w, const float *b, float *ws, const nn_conv2d_params *p) {
+    nn_conv2d_forward_with(y, x, w, b, ws, p, algo);
+}
+
+static void conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, float *ws,
+                          const nn_conv2d_params *p) {
+    nn_conv2d_backward_with(dx, dw, db, dy, x, w, ws, p, algo);
+}
 
 typedef struct {
     nn_conv2d_params p;
@@ -65,7 +84,7 @@ static conv_data conv_make(const nn_conv2d_params *p) {
     d.nx = (size_t)p->n * p->c_in * p->h * p->w;
     d.nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
     d.ny = (size_t)p->n * p->c_out * d.oh * d.ow;
-    d.nws = nn_conv2d_workspace_size(p);
+    d.nws = nn_conv2d_workspace_size_with(p, algo);
     d.x = alloc_floats(d.nx);
     d.w = alloc_floats(d.nw);
     d.b = alloc_floats(p->c_out);
@@ -83,7 +102,9 @@ static void conv_free(conv_data *d) {
     free(d->x); free(d->w); free(d->b); free(d->dy); free(d->ws);
 }
 
-static void msg(char *buf, size_t n, const char *name, const char *what) { snprintf(buf, n, "%s: %s", name, what); }
+static void msg(char *buf, size_t n, const char *name, const char *what) {
+    snprintf(buf, n, "%s [%s]: %s", name, algo_names[algo], what);
+}
 
 /* Fast against reference: forward with and without bias, backward with every gradient and with each
  * alone, dw/db accumulating onto nonzero starting values. */
@@ -94,7 +115,7 @@ static void test_against_reference(const conv_case *cc) {
     float *y = alloc_floats(d.ny), *yr = alloc_floats(d.ny);
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         ctest_fill(y, d.ny, -9, 9); /* forward must overwrite whatever was there */
-        nn_conv2d_forward(y, d.x, d.w, with_bias ? d.b : NULL, d.ws, p);
+        conv_forward(y, d.x, d.w, with_bias ? d.b : NULL, d.ws, p);
         nn_conv2d_forward_ref(yr, d.x, d.w, with_bias ? d.b : NULL, p);
         msg(what, sizeof what, cc->name, with_bias ? "forward with bias" : "forward without bias");
         ctest_close(what, y, yr, d.ny, 1e-5f, 1e-5f);
@@ -107,7 +128,7 @@ static void test_against_reference(const conv_case *cc) {
     ctest_fill(db, p->c_out, -1, 1);
     memcpy(dwr, dw, d.nw * sizeof(float));
     memcpy(dbr, db, p->c_out * sizeof(float));
-    nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+    conv_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
     nn_conv2d_backward_ref(dxr, dwr, dbr, d.dy, d.x, d.w, p);
     msg(what, sizeof what, cc->name, "backward dx");
     ctest_close(what, dx, dxr, d.nx, 1e-5f, 1e-5f);
@@ -119,9 +140,9 @@ static void test_against_reference(const conv_case *cc) {
     /* Each gradient alone, the others null (x null too when dw is skipped). */
     float *dx1 = alloc_floats(d.nx), *dw1 = alloc_floats(d.nw), *db1 = alloc_floats(p->c_out);
     float *dw0 = alloc_floats(d.nw), *db0 = alloc_floats(p->c_out);
-    nn_conv2d_backward(dx1, NULL, NULL, d.dy, NULL, d.w, d.ws, p);
-    nn_conv2d_backward(NULL, dw1, NULL, d.dy, d.x, NULL, d.ws, p);
-    nn_conv2d_backward(NULL, NULL, db1, d.dy, NULL, NULL, d.ws, p);
+    conv_backward(dx1, NULL, NULL, d.dy, NULL, d.w, d.ws, p);
+    conv_backward(NULL, dw1, NULL, d.dy, d.x, NULL, d.ws, p);
+    conv_backward(NULL, NULL, db1, d.dy, NULL, NULL, d.ws, p);
     nn_conv2d_backward_ref(NULL, dw0, db0, d.dy, d.x, d.w, p);
     msg(what, sizeof what, cc->name, "dx alone");
     ctest_close(what, dx1, dxr, d.nx, 1e-5f, 1e-5f);
@@ -131,7 +152,7 @@ static void test_against_reference(const conv_case *cc) {
     ctest_close(what, db1, db0, p->c_out, 1e-4f, 1e-5f);
 
     /* Twice from zero is twice once: backward adds, it does not assign. */
-    nn_conv2d_backward(NULL, dw1, db1, d.dy, d.x, d.w, d.ws, p);
+    conv_backward(NULL, dw1, db1, d.dy, d.x, d.w, d.ws, p);
     for (size_t i = 0; i < d.nw; i++) dw0[i] *= 2;
     for (int i = 0; i < p->c_out; i++) db0[i] *= 2;
     msg(what, sizeof what, cc->name, "dw accumulates over two calls");
@@ -164,7 +185,7 @@ static void test_against_reference(const conv_case *cc) {
 /* L = sum(y * R) with R = dy; central differences in double of L against backward's gradients.
  * Convolution is linear in x, w and b, so the step can be large and the only error is float rounding. */
 static double loss_of(conv_data *d, float *y) {
-    nn_conv2d_forward(y, d->x, d->w, d->b, d->ws, &d->p);
+    conv_forward(y, d->x, d->w, d->b, d->ws, &d->p);
     double s = 0;
     for (size_t i = 0; i < d->ny; i++) s += (double)y[i] * d->dy[i];
     return s;
@@ -196,7 +217,7 @@ static void test_finite_differences(const conv_case *cc) {
     char what[128];
     float *y = alloc_floats(d.ny);
     float *dx = alloc_floats(d.nx), *dw = alloc_floats(d.nw), *db = alloc_floats(p->c_out);
-    nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+    conv_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
     msg(what, sizeof what, cc->name, "finite differences dx");
     check_numeric_grad(what, dx, d.x, d.nx, &d, y);
     msg(what, sizeof what, cc->name, "finite differences dw");
@@ -214,22 +235,25 @@ static void test_thread_independence(void) {
     static const conv_case big[] = {
         {"threads depthwise", {2, 16, 20, 18, 16, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 16}},
         {"threads k3 s1 p1", {2, 12, 20, 18, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+        {"threads k3 s1 p1 (winograd by default)", {3, 32, 19, 22, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
         {"threads k1 groups 2", {3, 16, 15, 17, 10, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}},
         {"threads k3 s2 d2 groups 2", {3, 8, 24, 21, 6, 3, 3, 2, 2, 2, 1, 1, 2, 2, 1, 2}},
     };
     for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) {
+        if (!nn_conv2d_algorithm_applies(&big[k].p, algo)) continue;
         conv_data d = conv_make(&big[k].p);
         const nn_conv2d_params *p = &d.p;
         float *y[2], *dx[2], *dw[2], *db[2];
         for (int t = 0; t < 2; t++) {
             nn_set_num_threads(t + 1);
             y[t] = alloc_floats(d.ny); dx[t] = alloc_floats(d.nx); dw[t] = alloc_floats(d.nw); db[t] = alloc_floats(p->c_out);
-            nn_conv2d_forward(y[t], d.x, d.w, d.b, d.ws, p);
-            nn_conv2d_backward(dx[t], dw[t], db[t], d.dy, d.x, d.w, d.ws, p);
+            conv_forward(y[t], d.x, d.w, d.b, d.ws, p);
+            conv_backward(dx[t], dw[t], db[t], d.dy, d.x, d.w, d.ws, p);
         }
         nn_set_num_threads(0);
         char what[128];
-        int exact = (p->stride_h == 1 && p->stride_w == 1) || (p->groups == p->c_in && p->groups == p->c_out);
+        int exact = algo != NN_CONV2D_IM2COL &&
+                    ((p->stride_h == 1 && p->stride_w == 1) || (p->groups == p->c_in && p->groups == p->c_out));
         msg(what, sizeof what, big[k].name, "db on 1 and 2 threads");
         ctest_equal_bits(what, db[0], db[1], p->c_out);
         if (exact) {
@@ -311,6 +335,7 @@ static void test_goldens(void) {
     };
     int found = 0;
     for (size_t k = 0; k < sizeof golden / sizeof golden[0]; k++) {
+        if (!nn_conv2d_algorithm_applies(&golden[k].p, algo)) continue;
         char path[256];
         snprintf(path, sizeof path, "Tests/Fixtures/golden/%s.safetensors", golden[k].name);
         size_t size = 0;
@@ -331,8 +356,8 @@ static void test_goldens(void) {
             char what[128];
             memcpy(d.x, x, nx * 4); memcpy(d.w, w, nw * 4); memcpy(d.b, b, nb * 4); memcpy(d.dy, r, nr * 4);
             float *y = alloc_floats(d.ny), *dx = alloc_floats(d.nx), *dw = alloc_floats(d.nw), *db = alloc_floats(nb);
-            nn_conv2d_forward(y, d.x, d.w, d.b, d.ws, p);
-            nn_conv2d_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
+            conv_forward(y, d.x, d.w, d.b, d.ws, p);
+            conv_backward(dx, dw, db, d.dy, d.x, d.w, d.ws, p);
             msg(what, sizeof what, golden[k].name, "golden y");
             ctest_close(what, y, yt, d.ny, 1e-6f, 1e-5f);
             msg(what, sizeof what, golden[k].name, "golden grad.x");
@@ -346,7 +371,7 @@ static void test_goldens(void) {
         conv_free(&d);
         free(buf);
     }
-    if (!found) printf("test_conv2d: no goldens under Tests/Fixtures/golden (run from the repository root); skipped\n");
+    if (!found && algo == NN_CONV2D_AUTO) printf("test_conv2d: no goldens under Tests/Fixtures/golden (run from the repository root); skipped\n");
 }
 
 static void test_geometry(void) {
@@ -367,13 +392,13 @@ static void test_empty_sums(void) {
     size_t ws = nn_conv2d_workspace_size(&p);
     float *work = calloc(ws ? ws : 1, sizeof(float));
     for (int i = 0; i < 54; i++) { y[i] = NAN; dy[i] = 1; }
-    nn_conv2d_forward(y, x, w, bias, work, &p);
+    conv_forward(y, x, w, bias, work, &p);
     int ok = 1;
     for (int i = 0; i < 54; i++) ok &= y[i] == bias[i / 9 % 3];
     CHECK(ok);
-    nn_conv2d_backward(NULL, NULL, db, dy, x, w, work, &p);
+    conv_backward(NULL, NULL, db, dy, x, w, work, &p);
     CHECK(db[0] == 18 && db[1] == 18 && db[2] == 18);
-    nn_conv2d_forward(y, x, w, NULL, work, &p);
+    conv_forward(y, x, w, NULL, work, &p);
     ok = 1;
     for (int i = 0; i < 54; i++) ok &= y[i] == 0;
     CHECK(ok);
@@ -387,11 +412,11 @@ static void test_empty_sums(void) {
     for (int i = 0; i < 15; i++) { y2[i] = NAN; dy2[i] = 2; }
     ws = nn_conv2d_workspace_size(&q);
     work = calloc(ws ? ws : 1, sizeof(float));
-    nn_conv2d_forward(y2, x, w2, bias, work, &q);
+    conv_forward(y2, x, w2, bias, work, &q);
     ok = 1;
     for (int i = 0; i < 15; i++) ok &= y2[i] == bias[i / 5];
     CHECK(ok);
-    nn_conv2d_backward(x, dw2, db2, dy2, x, w2, work, &q);
+    conv_backward(x, dw2, db2, dy2, x, w2, work, &q);
     ok = 1;
     for (int i = 0; i < 24; i++) ok &= dw2[i] == 0.25f;
     CHECK(ok && db2[0] == 10 && db2[1] == 10 && db2[2] == 10);
@@ -403,7 +428,7 @@ static void test_empty_sums(void) {
     for (int i = 0; i < 18; i++) { dx3[i] = NAN; x3[i] = 1; }
     ws = nn_conv2d_workspace_size(&r);
     work = calloc(ws ? ws : 1, sizeof(float));
-    nn_conv2d_backward(dx3, NULL, NULL, dy, x3, w, work, &r);
+    conv_backward(dx3, NULL, NULL, dy, x3, w, work, &r);
     ok = 1;
     for (int i = 0; i < 18; i++) ok &= dx3[i] == 0;
     CHECK(ok);
@@ -422,14 +447,43 @@ static void test_output_size_overflow(void) {
     CHECK(nn_conv2d_out_h(&big_stride) == 2);
 }
 
+/* Which algorithms apply, and what AUTO picks. */
+static void test_algorithm_choice(void) {
+    nn_conv2d_params mid = {2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_auto_algorithm(&mid) == NN_CONV2D_WINOGRAD);
+    nn_conv2d_params small = {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_auto_algorithm(&small) == NN_CONV2D_DIRECT);
+    nn_conv2d_params sixteen = {2, 16, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_auto_algorithm(&sixteen) == NN_CONV2D_DIRECT);
+    nn_conv2d_params s2 = {2, 64, 28, 28, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(!nn_conv2d_algorithm_applies(&s2, NN_CONV2D_WINOGRAD) && nn_conv2d_algorithm_applies(&s2, NN_CONV2D_IM2COL));
+    CHECK(nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_DIRECT); /* on phase planes */
+    nn_conv2d_params huge = {1, 2, 20, 20, 2, 17, 17, 1, 1, 0, 0, 0, 0, 1, 1, 1};
+    CHECK(!nn_conv2d_algorithm_applies(&huge, NN_CONV2D_DIRECT) && nn_conv2d_auto_algorithm(&huge) == NN_CONV2D_IM2COL);
+    nn_conv2d_params dil = {2, 64, 28, 28, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1};
+    CHECK(!nn_conv2d_algorithm_applies(&dil, NN_CONV2D_WINOGRAD) && nn_conv2d_auto_algorithm(&dil) == NN_CONV2D_DIRECT);
+    nn_conv2d_params grouped = {2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2};
+    CHECK(!nn_conv2d_algorithm_applies(&grouped, NN_CONV2D_WINOGRAD));
+    nn_conv2d_params k5 = {2, 64, 28, 28, 64, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1};
+    CHECK(!nn_conv2d_algorithm_applies(&k5, NN_CONV2D_WINOGRAD));
+}
+
 static void suite(void) {
+    algo = NN_CONV2D_AUTO;
     test_geometry();
     test_output_size_overflow();
     test_empty_sums();
-    for (int k = 0; k < NCASES; k++) test_against_reference(&cases[k]);
-    for (int k = 0; k < NCASES; k++) test_finite_differences(&cases[k]);
-    test_thread_independence();
-    test_goldens();
+    test_algorithm_choice();
+    /* Every algorithm on every case it applies to: the same references, finite differences and goldens. */
+    for (algo = NN_CONV2D_AUTO; algo <= NN_CONV2D_WINOGRAD; algo++) {
+        for (int k = 0; k < NCASES; k++)
+            if (nn_conv2d_algorithm_applies(&cases[k].p, algo)) test_against_reference(&cases[k]);
+        for (int k = 0; k < NCASES; k++)
+            if (nn_conv2d_algorithm_applies(&cases[k].p, algo)) test_finite_differences(&cases[k]);
+        test_thread_independence();
+        test_goldens();
+    }
+    algo = NN_CONV2D_AUTO;
 }
 
 int main(void) { return ctest_run_levels("test_conv2d", suite); }

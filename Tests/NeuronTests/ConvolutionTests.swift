@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import Neuron
 
@@ -24,6 +25,88 @@ import Testing
         try g.expectGradient(x.grad, "grad.x")
         try g.expectGradient(layer.weight.grad, "grad.param.weight")
         try g.expectGradient(layer.bias?.grad, "grad.param.bias")
+    }
+
+    /// Every golden case with every algorithm that applies to it; the others throw.
+    @Test(arguments: convCases.indices, ConvolutionAlgorithm.allCases)
+    func convolutionMatchesPyTorchWithEachAlgorithm(_ index: Int, _ algorithm: ConvolutionAlgorithm) throws {
+        let c = Self.convCases[index]
+        let g = try Golden(c.file)
+        let w = try g.float("param.weight"), b = try g.float("param.bias")
+        let x = try g.float("x").requiringGrad(), weight = w.requiringGrad(), bias = b.requiringGrad()
+        let applies = switch algorithm {
+        case .automatic, .im2col: true
+        case .direct: w.shape[2] * w.shape[3] <= 256 || c.groups == w.shape[0]
+        case .winograd: w.shape[2] == 3 && w.shape[3] == 3 && c.stride == 1 && c.dilation == 1 && c.groups == 1
+        }
+        func run() throws -> Tensor {
+            try Tensor.conv2d(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding, dilation: c.dilation,
+                              groups: c.groups, algorithm: algorithm)
+        }
+        guard applies else {
+            #expect(throws: NeuronError.self) { try run() }
+            #expect(throws: NeuronError.self) {
+                try Conv2D(in: w.shape[1] * c.groups, out: w.shape[0], kernel: [w.shape[2], w.shape[3]], stride: c.stride,
+                           padding: c.padding, dilation: c.dilation, groups: c.groups, algorithm: algorithm)
+            }
+            return
+        }
+        let y = try run()
+        try g.expectValue(y, "y")
+        try (y * g.float("R")).sum().backward()
+        try g.expectGradient(x.grad, "grad.x")
+        try g.expectGradient(weight.grad, "grad.param.weight")
+        try g.expectGradient(bias.grad, "grad.param.bias")
+    }
+
+    /// Each algorithm forced on the same inputs (a shape where all four apply and `.automatic` takes
+    /// Winograd) against the C kernels' double-precision reference loops: output and every gradient.
+    @Test(arguments: ConvolutionAlgorithm.allCases)
+    func eachAlgorithmMatchesTheReference(_ algorithm: ConvolutionAlgorithm) throws {
+        let (n, cin, h, wd, cout) = (2, 32, 9, 11, 33)
+        let x = randomTensor([n, cin, h, wd], seed: 31).requiringGrad()
+        let w = randomTensor([cout, cin, 3, 3], seed: 32, low: -0.1, high: 0.1).requiringGrad()
+        let b = randomTensor([cout], seed: 33).requiringGrad()
+        let r = randomTensor([n, cout, h + 1, wd - 1], seed: 34) // padding [1, 2, 0, 1]: 10 x 10 outputs
+        let padding: Padding2D = [1, 2, 0, 1]
+        let y = try Tensor.conv2d(x, weight: w, bias: b, padding: padding, algorithm: algorithm)
+        try (y * r).sum().backward()
+        var p = nn_conv2d_params(n: Int32(n), c_in: Int32(cin), h: Int32(h), w: Int32(wd), c_out: Int32(cout), kh: 3, kw: 3,
+                                 stride_h: 1, stride_w: 1, pad_top: 1, pad_bottom: 2, pad_left: 0, pad_right: 1,
+                                 dil_h: 1, dil_w: 1, groups: 1)
+        #expect(y.shape == [n, cout, Int(nn_conv2d_out_h(&p)), Int(nn_conv2d_out_w(&p))])
+        let yr = Tensor.zeros(y.shape), dxr = Tensor.zeros(x.shape), dwr = Tensor.zeros(w.shape), dbr = Tensor.zeros(b.shape)
+        nn_conv2d_forward_ref(yr.pointer, x.pointer, w.pointer, b.pointer, &p)
+        nn_conv2d_backward_ref(dxr.pointer, dwr.pointer, dbr.pointer, r.pointer, x.pointer, w.pointer, &p)
+        expectClose(y, yr, atol: 1e-5, rtol: 1e-5, "\(algorithm) forward")
+        expectClose(try #require(x.grad), dxr, atol: 1e-5, rtol: 1e-4, "\(algorithm) grad x")
+        expectClose(try #require(w.grad), dwr, atol: 1e-4, rtol: 1e-4, "\(algorithm) grad weight")
+        expectClose(try #require(b.grad), dbr, atol: 1e-4, rtol: 1e-4, "\(algorithm) grad bias")
+    }
+
+    @Test func winogradGradientsPassFiniteDifferences() throws {
+        let x = randomTensor([2, 3, 6, 5], seed: 41), w = randomTensor([4, 3, 3, 3], seed: 42), b = randomTensor([4], seed: 43)
+        try checkGradients([x, w, b]) {
+            try Tensor.conv2d($0[0], weight: $0[1], bias: $0[2], padding: [2, 0, 1, 3], algorithm: .winograd)
+        }
+    }
+
+    @Test func forcingAnAlgorithmThatDoesNotApplyThrows() throws {
+        let x = Tensor.zeros([1, 4, 8, 8])
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 3, 3]), bias: nil, stride: 2, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 5, 5]), bias: nil, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 2, 3, 3]), bias: nil, groups: 2, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 3, 3]), bias: nil, dilation: 2, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Tensor.conv2d(x, weight: Tensor.zeros([4, 4, 17, 17]), bias: nil, padding: 5, algorithm: .direct) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 4, out: 4, kernel: 3, stride: 2, algorithm: .winograd) }
+        #expect(throws: NeuronError.self) { try Conv2D(in: 4, out: 4, kernel: 17, padding: 5, algorithm: .direct) }
+        let layer = try Conv2D(in: 4, out: 4, kernel: 3, stride: 2)
+        layer.algorithm = .winograd
+        #expect(throws: NeuronError.self) { try layer(x) }
+        layer.algorithm = .direct
+        #expect(try layer(x).shape == [1, 4, 3, 3])
+        layer.algorithm = .im2col
+        #expect(try layer(x).shape == [1, 4, 3, 3])
     }
 
     @Test func convolutionGradientsPassFiniteDifferences() throws {

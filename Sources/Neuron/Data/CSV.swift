@@ -231,9 +231,11 @@ public struct CSVTable {
     ///
     /// An empty cell, or one equal to a missing marker of the read, is missing: index -1 (pandas'
     /// code for NaN) and a row of zeros in one-hot form.
-    /// - Parameter levels: the levels to use, in order (those found on a training set, so a test set
-    ///   encodes the same way); `nil` takes the distinct values present, sorted by Unicode code points
-    ///   as Python's `sorted` does.
+    /// - Parameters:
+    ///   - name: the text column's name in the header.
+    ///   - levels: the levels to use, in order (those found on a training set, so a test set
+    ///     encodes the same way); `nil` takes the distinct values present, sorted by Unicode code points
+    ///     as Python's `sorted` does.
     /// - Throws: `NeuronError.invalidArgument` when `name` is not a text column, or `levels` repeats a
     ///   value; `.io` naming the line for a value that is not among the given `levels`.
     public func categories(inColumn name: String, levels: [String]? = nil) throws -> CategoricalColumn {

@@ -1,17 +1,59 @@
 import CKernels
 
+/// How a convolution is computed. Every algorithm gives the same result up to float rounding
+/// (CKernels/README.md lists the measured errors) and is deterministic; PyTorch has no such switch
+/// (its closest is `torch.backends.cudnn`'s algorithm search on GPUs).
+public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
+    /// Chosen by shape: Winograd for 3x3 stride-1 convolutions with at least 32 channels on each side,
+    /// else the direct kernel where it applies, else im2col.
+    case automatic
+    /// A direct convolution: kernels of at most 256 taps (strided ones read phase planes of the input,
+    /// and their backward pass runs im2col), or depthwise (groups = channels).
+    case direct
+    /// im2col copies and OpenBLAS matrix products: any shape.
+    case im2col
+    /// Winograd F(2x2, 3x3): 3x3 kernels at stride 1, dilation 1, groups 1, any padding. The forward pass
+    /// and the input gradient; the weight gradient, and a pass whose input holds Inf or NaN, run direct.
+    case winograd
+
+    var kernel: nn_conv2d_algorithm {
+        switch self {
+        case .automatic: return NN_CONV2D_AUTO
+        case .direct: return NN_CONV2D_DIRECT
+        case .im2col: return NN_CONV2D_IM2COL
+        case .winograd: return NN_CONV2D_WINOGRAD
+        }
+    }
+
+    /// What the algorithm needs, for the error thrown when it does not apply.
+    var requirement: String {
+        switch self {
+        case .automatic, .im2col: return "nothing"
+        case .direct: return "a kernel of at most 256 taps, or a depthwise convolution"
+        case .winograd: return "a 3x3 kernel, stride 1, dilation 1 and groups 1"
+        }
+    }
+}
+
 extension Tensor {
     /// 2-D cross-correlation of x [N, C_in, H, W] with weight [C_out, C_in/groups, KH, KW] plus an
     /// optional bias [C_out] (PyTorch's `F.conv2d`), zero padding per side. Output [N, C_out, OH, OW].
     /// An input with C_in = 0 or an empty plane gives the bias at every output (an empty sum).
+    /// `algorithm` forces how it is computed (the backward pass too); one that does not apply to these
+    /// shapes throws `NeuronError.invalidArgument`.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Size2D = 1, padding: Padding2D = 0,
-                              dilation: Size2D = 1, groups: Int = 1) throws -> Tensor {
+                              dilation: Size2D = 1, groups: Int = 1,
+                              algorithm: ConvolutionAlgorithm = .automatic) throws -> Tensor {
         let (params, oh, ow) = try conv2dParameters(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
         var p = params
+        guard nn_conv2d_algorithm_applies(&p, algorithm.kernel) != 0 else {
+            throw NeuronError.invalidArgument("conv2d: the \(algorithm) algorithm needs \(algorithm.requirement); got weight \(shapeString(weight.shape)), stride \(stride), dilation \(dilation), groups \(groups)")
+        }
+        let algo = algorithm.kernel
         let out = try Tensor.allocated([x.shape[0], weight.shape[0], oh, ow], op: "conv2d")
         if out.count > 0 {
-            let workspace = try Sizes.workspace(nn_conv2d_workspace_size(&p), op: "conv2d")
-            nn_conv2d_forward(out.pointer, x.pointer, weight.pointer, bias?.pointer, workspace.pointer, &p)
+            let workspace = try Sizes.workspace(nn_conv2d_workspace_size_with(&p, algo), op: "conv2d")
+            nn_conv2d_forward_with(out.pointer, x.pointer, weight.pointer, bias?.pointer, workspace.pointer, &p, algo)
         }
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return out.recorded("conv2d", inputs: inputs) { g in
@@ -19,8 +61,8 @@ extension Tensor {
             let dw = weight.requiresGrad ? Tensor.zeros(weight.shape) : nil
             let db = bias?.requiresGrad == true ? Tensor.zeros(bias!.shape) : nil
             if g.count > 0 {
-                let scratch = try Sizes.workspace(nn_conv2d_workspace_size(&p), op: "conv2d backward")
-                nn_conv2d_backward(dx?.pointer, dw?.pointer, db?.pointer, g.pointer, x.pointer, weight.pointer, scratch.pointer, &p)
+                let scratch = try Sizes.workspace(nn_conv2d_workspace_size_with(&p, algo), op: "conv2d backward")
+                nn_conv2d_backward_with(dx?.pointer, dw?.pointer, db?.pointer, g.pointer, x.pointer, weight.pointer, scratch.pointer, &p, algo)
             } else {
                 dx.map { $0.pointer.update(repeating: 0, count: $0.count) }
             }
@@ -123,12 +165,17 @@ public final class Conv2D: Module {
     public let padding: Padding2D
     public let dilation: Size2D
     public let groups: Int
+    /// How the convolution is computed (`.automatic` chooses by shape); forcing one that does not apply
+    /// to the input throws when the layer is called.
+    public var algorithm: ConvolutionAlgorithm
     public var isTraining = true
 
     /// - Throws: `NeuronError.invalidArgument` for negative channel counts, groups that do not divide
-    ///   both, a kernel, stride or dilation below 1, negative padding, or a weight over the allocation cap.
+    ///   both, a kernel, stride or dilation below 1, negative padding, a weight over the allocation cap,
+    ///   or an `algorithm` that cannot compute this kernel, stride, dilation and groups.
     public init(in inChannels: Int, out outChannels: Int, kernel: Size2D, stride: Size2D = 1, padding: Padding2D = 0,
-                dilation: Size2D = 1, groups: Int = 1, bias: Bool = true) throws {
+                dilation: Size2D = 1, groups: Int = 1, bias: Bool = true,
+                algorithm: ConvolutionAlgorithm = .automatic) throws {
         try Hyperparameter.require(inChannels >= 0 && outChannels >= 0,
                                    "Conv2D: channel counts must not be negative, got in \(inChannels), out \(outChannels)")
         try Hyperparameter.require(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
@@ -150,11 +197,22 @@ public final class Conv2D: Module {
         self.padding = padding
         self.dilation = dilation
         self.groups = groups
+        self.algorithm = algorithm
+        let taps = kernel.height * kernel.width
+        let applies: Bool
+        switch algorithm {
+        case .automatic, .im2col: applies = true
+        case .direct: applies = taps <= 256 || (groups == inChannels && groups == outChannels)
+        case .winograd: applies = kernel.height == 3 && kernel.width == 3 && stride.height == 1 && stride.width == 1
+            && (dilation.height == 1 && dilation.width == 1) && groups == 1
+        }
+        try Hyperparameter.require(applies, "Conv2D: the \(algorithm) algorithm needs \(algorithm.requirement); got kernel \(kernel), stride \(stride), dilation \(dilation), groups \(groups)")
     }
 
     /// x [N, in, H, W] -> [N, out, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        traced(try Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups))
+        traced(try Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation,
+                                 groups: groups, algorithm: algorithm))
     }
 
     /// PyTorch's repr: `1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2)`, defaults left out

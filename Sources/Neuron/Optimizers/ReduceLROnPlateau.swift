@@ -50,6 +50,7 @@ public final class ReduceLROnPlateau {
     public private(set) var lastEpoch = 0
 
     /// - Parameters:
+    ///   - optimizer: the optimiser whose learning rate is reduced.
     ///   - monitor: what `Trainer` watches (default the validation loss, else the training loss).
     ///   - mode: `.min`, `.max`, or `.auto` (from `monitor`: `.max` for accuracy-like metrics).
     ///   - factor: the multiplier of each reduction, in [0, 1) (PyTorch's default 0.1).

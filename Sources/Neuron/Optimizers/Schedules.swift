@@ -164,6 +164,7 @@ public final class LinearLR: LearningRateSchedule {
 
     /// Sets the optimiser's rate to `startFactor` · its current rate.
     /// - Parameters:
+    ///   - optimizer: the optimiser whose learning rate the schedule sets.
     ///   - startFactor: the first step's multiple of the base rate, in (0, 1] (PyTorch's default 1/3).
     ///   - endFactor: the multiple reached after `totalIters` steps, in [0, 1].
     ///   - totalIters: steps from start to end, at least 1 (PyTorch's default 5).
@@ -240,6 +241,7 @@ public final class OneCycleLR: LearningRateSchedule {
 
     /// Sets the optimiser's rate to `maxLearningRate / divFactor`.
     /// - Parameters:
+    ///   - optimizer: the optimiser whose learning rate the schedule sets.
     ///   - maxLearningRate: the peak rate.
     ///   - totalSteps: the steps in the cycle (epochs × batches per epoch), at least 2.
     ///   - pctStart: the share of the steps spent climbing, in (0, 1) (PyTorch's default 0.3).

@@ -11,7 +11,8 @@ extension History {
     ///   - path: the PNG file to write.
     ///   - metric: a metric of `EpochRecord.metrics` to draw instead of the losses.
     ///   - logScale: a logarithmic y axis (for losses that fall by orders of magnitude).
-    ///   - width, height: the image size in pixels, at least 240 x 160.
+    ///   - width: the image width in pixels, at least 240.
+    ///   - height: the image height in pixels, at least 160.
     /// - Throws: `NeuronError.emptyInput` when there is no finite value to draw; `.invalidArgument` for
     ///   a size below the minimum, or a log scale with a value ≤ 0; `.io` when the file cannot be written.
     public func plot(to path: String, metric: String? = nil, logScale: Bool = false, width: Int = 800, height: Int = 500) throws {
