@@ -155,8 +155,9 @@ ctest-asan: $(CTESTS_ASAN)
 
 # The C kernel tests under UndefinedBehaviorSanitizer, stopping at the first report (signed overflow,
 # shifts, out-of-range conversions), on 1 and 2 threads.
+# One thread here, two under ASan (ctest-asan): each sanitizer sees one of the paths, in half the time.
 ctest-ubsan: $(CTESTS_UBSAN)
-	@for t in $(CTESTS_UBSAN); do OMP_NUM_THREADS=1 $$t && OMP_NUM_THREADS=2 $$t || exit 1; done
+	@for t in $(CTESTS_UBSAN); do OMP_NUM_THREADS=1 $$t || exit 1; done
 
 # The Swift suite under AddressSanitizer (XCTest's own small leaks are why leaks are off here).
 asan: deps
