@@ -10,14 +10,23 @@ import CKernels
 /// value). Evaluation mode uses the running statistics. Parameters `weight` (γ, ones) and `bias`
 /// (β, zeros); buffers `running_mean` (zeros), `running_var` (ones), `num_batches_tracked` (I64).
 public class BatchNorm: Module {
+    /// γ [C], ones, scaling each normalised channel; nil when built without `affine`.
     public let weight: Parameter?
+    /// β [C], zeros, shifting each normalised channel; nil when built without `affine`.
     public let bias: Parameter?
+    /// `running_mean` [C], zeros at first, used in evaluation mode; nil without `trackRunningStats`.
     public let runningMean: Buffer?
+    /// `running_var` [C], ones at first, the unbiased batch variance averaged; nil without `trackRunningStats`.
     public let runningVar: Buffer?
+    /// `num_batches_tracked`, an I64 scalar counting training batches, kept so PyTorch files round-trip.
     public let batchesTracked: Buffer?
+    /// C, the size of the channel axis (axis 1) this layer normalises.
     public let channels: Int
+    /// Added to the variance before the square root so constant channels do not divide by 0 (PyTorch's 1e-5).
     public let eps: Float
+    /// The weight of the new batch in the running statistics (PyTorch's convention, 0.1; Keras's 0.99 is 1 - this).
     public let momentum: Float
+    /// Training mode (batch statistics, running statistics updated) versus evaluation (running statistics).
     public var isTraining = true
     let expectedRank: Int
 
@@ -35,6 +44,8 @@ public class BatchNorm: Module {
         batchesTracked = trackRunningStats ? Buffer(.int(IntTensor(Int64(0)))) : nil
     }
 
+    /// x [N, C] / [N, C, L] (1D) or [N, C, H, W] (2D) -> the same shape, each channel normalised.
+    /// - Throws: `NeuronError.shapeMismatch` for the wrong rank or a channel count other than `channels`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         // BatchNorm1d takes [N, C] and [N, C, L], as PyTorch's does.
         let layout = expectedRank == 2 ? "[N, C] or [N, C, L]" : "[N, C, H, W]"
@@ -62,13 +73,16 @@ public class BatchNorm: Module {
         "\(channels), eps=\(eps.reprValue), momentum=\(momentum.reprValue), affine=\((weight != nil).reprValue), track_running_stats=\((runningMean != nil).reprValue)"
     }
 
+    /// `weight` and `bias` when affine, else none.
     public var localParameters: [(name: String, parameter: Parameter)] {
         guard let weight, let bias else { return [] }
         return [("weight", weight), ("bias", bias)]
     }
 
+    /// PyTorch's class name, `BatchNorm1d` or `BatchNorm2d`.
     public var typeName: String { expectedRank == 2 ? "BatchNorm1d" : "BatchNorm2d" }
 
+    /// `running_mean`, `running_var` and `num_batches_tracked` (PyTorch's names) when tracked, else none.
     public var localBuffers: [(name: String, buffer: Buffer)] {
         guard let runningMean, let runningVar, let batchesTracked else { return [] }
         return [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", batchesTracked)]
@@ -169,7 +183,9 @@ extension Tensor {
 /// through unchanged) needs no rescaling. The mask is drawn from `Random`'s default generator, so
 /// `Random.seed` makes it reproducible, and it does not depend on the thread count.
 public final class Dropout: Module {
+    /// The probability of zeroing each element in training mode (PyTorch's `p`).
     public let p: Float
+    /// Training mode (elements dropped) versus evaluation mode (input passed through).
     public var isTraining = true
 
     /// - Throws: `NeuronError.invalidArgument` unless 0 <= p <= 1.
@@ -178,6 +194,7 @@ public final class Dropout: Module {
         self.p = p
     }
 
+    /// x [any shape] -> the same shape; in training, kept elements scaled by 1/(1 - p).
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         guard isTraining, p > 0 else { return traced(x) }
         let seed = Random.using { $0.next() }

@@ -152,16 +152,22 @@ extension Tensor {
 
 /// Max pooling layer (PyTorch's `nn.MaxPool2d`; stride defaults to the window).
 public final class MaxPool2D: Module {
+    /// The window [KH, KW], the stride (nil: the window, as PyTorch's default), the zero padding
+    /// (padded cells never win) and whether the output size rounds up (PyTorch's `ceil_mode`).
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool
+    /// Training mode; pooling behaves the same in both modes.
     public var isTraining = true
     /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
     public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false) throws {
         try Tensor.checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: "MaxPool2D")
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.ceilMode = ceilMode
     }
+    /// x [N, C, H, W] -> [N, C, OH, OW], OH = (H + 2·padH - KH) / strideH + 1 (rounded up with `ceilMode`).
+    /// - Throws: `NeuronError` for input that is not rank 4 or smaller than the window.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         traced(try Tensor.maxPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode))
     }
+    /// PyTorch's class name, `MaxPool2d`.
     public var typeName: String { "MaxPool2d" }
     /// PyTorch's repr: `kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False`.
     public var configurationDescription: String {
@@ -171,7 +177,10 @@ public final class MaxPool2D: Module {
 
 /// Average pooling layer (PyTorch's `nn.AvgPool2d`).
 public final class AvgPool2D: Module {
+    /// The window [KH, KW], the stride (nil: the window), the padding, whether the output size rounds up
+    /// (`ceil_mode`) and whether padded zeros count in each average's divisor (`count_include_pad`).
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool, countIncludePad: Bool
+    /// Training mode; pooling behaves the same in both modes.
     public var isTraining = true
     /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
     public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false, countIncludePad: Bool = true) throws {
@@ -179,9 +188,12 @@ public final class AvgPool2D: Module {
         self.kernel = kernel; self.stride = stride; self.padding = padding; self.ceilMode = ceilMode
         self.countIncludePad = countIncludePad
     }
+    /// x [N, C, H, W] -> [N, C, OH, OW], OH = (H + 2·padH - KH) / strideH + 1 (rounded up with `ceilMode`).
+    /// - Throws: `NeuronError` for input that is not rank 4 or smaller than the window.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         traced(try Tensor.avgPool2d(x, kernel: kernel, stride: stride, padding: padding, ceilMode: ceilMode, countIncludePad: countIncludePad))
     }
+    /// PyTorch's class name, `AvgPool2d`.
     public var typeName: String { "AvgPool2d" }
     /// PyTorch's repr: `kernel_size=2, stride=2, padding=0`.
     public var configurationDescription: String {
@@ -192,10 +204,16 @@ public final class AvgPool2D: Module {
 
 /// Global average pooling: [N, C, H, W] -> [N, C, 1, 1] (PyTorch's `nn.AdaptiveAvgPool2d(1)`).
 public final class GlobalAvgPool2D: Module {
+    /// Training mode; pooling behaves the same in both modes.
     public var isTraining = true
+    /// A global average pool; it has no parameters.
     public init() {}
+    /// x [N, C, H, W] -> [N, C, 1, 1], each plane's mean.
+    /// - Throws: `NeuronError` for input that is not rank 4.
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveAvgPool2d(x, outputSize: 1)) }
+    /// PyTorch's class name, `AdaptiveAvgPool2d` (a global pool is its output size 1).
     public var typeName: String { "AdaptiveAvgPool2d" }
+    /// PyTorch's repr: `output_size=1`.
     public var configurationDescription: String { "output_size=1" }
 }
 
@@ -224,6 +242,7 @@ public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveAvgPool2D") }
     /// x [N, C, H, W] -> [N, C, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveAvgPool2d(x, outputSize: outputSize)) }
+    /// PyTorch's class name, `AdaptiveAvgPool2d`.
     public var typeName: String { "AdaptiveAvgPool2d" }
 }
 
@@ -236,5 +255,6 @@ public final class AdaptiveMaxPool2D: AdaptivePool2D, Module {
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveMaxPool2D") }
     /// x [N, C, H, W] -> [N, C, OH, OW].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try Tensor.adaptiveMaxPool2d(x, outputSize: outputSize)) }
+    /// PyTorch's class name, `AdaptiveMaxPool2d`.
     public var typeName: String { "AdaptiveMaxPool2d" }
 }
