@@ -159,15 +159,22 @@ extension Tensor {
 /// Parameters: `weight` [out, in/groups, KH, KW] and `bias` [out]. Initialisation is PyTorch's:
 /// kaiming-uniform with a = √5 over fan_in = in/groups · KH · KW, bias U(±1/√fan_in).
 public final class Conv2D: Module {
+    /// [out, in/groups, KH, KW], PyTorch's layout, so weights load from `state_dict`s unchanged.
     public let weight: Parameter
+    /// [out], added to every output position; nil when built with `bias: false`.
     public let bias: Parameter?
+    /// The step of the window [SH, SW]; OH = (H + padTop + padBottom - dilH·(KH - 1) - 1) / SH + 1.
     public let stride: Size2D
+    /// Zeros added around the input (top, bottom, left, right), which may differ per side ("same" padding for even kernels).
     public let padding: Padding2D
+    /// The spacing between kernel taps [DH, DW] (1: contiguous, PyTorch's default).
     public let dilation: Size2D
+    /// Channel groups: each group of in/groups input channels feeds out/groups outputs (in = out = groups: depthwise).
     public let groups: Int
     /// How the convolution is computed (`.automatic` chooses by shape); forcing one that does not apply
     /// to the input throws when the layer is called.
     public var algorithm: ConvolutionAlgorithm
+    /// Training mode; a convolution behaves the same in both modes.
     public var isTraining = true
 
     /// - Throws: `NeuronError.invalidArgument` for negative channel counts, groups that do not divide
@@ -227,9 +234,11 @@ public final class Conv2D: Module {
         return parts.joined(separator: ", ")
     }
 
+    /// `weight` and, when present, `bias`.
     public var localParameters: [(name: String, parameter: Parameter)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
+    /// PyTorch's class name, `Conv2d`.
     public var typeName: String { "Conv2d" }
 }

@@ -3,10 +3,15 @@
 /// Parameters: `weight` [out, in] and `bias` [out]. Initialisation is PyTorch's: weight
 /// kaiming-uniform with a = √5 (U(±1/√in)), bias U(±1/√in), drawn from `Random`'s default generator.
 public final class Linear: Module {
+    /// [out, in], PyTorch's layout (x Wᵀ), so weights load from `state_dict`s unchanged.
     public let weight: Parameter
+    /// [out], added to every row; nil when built with `bias: false`.
     public let bias: Parameter?
+    /// Training mode; a linear layer behaves the same in both modes.
     public var isTraining = true
+    /// The input width, PyTorch's `in_features`.
     public let inFeatures: Int
+    /// The output width, PyTorch's `out_features`.
     public let outFeatures: Int
 
     /// - Throws: `NeuronError.invalidArgument` for a negative size or a weight over the allocation cap.
@@ -33,6 +38,7 @@ public final class Linear: Module {
         "in_features=\(inFeatures), out_features=\(outFeatures), bias=\((bias != nil).reprValue)"
     }
 
+    /// `weight` and, when present, `bias`.
     public var localParameters: [(name: String, parameter: Parameter)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }

@@ -61,11 +61,17 @@ public protocol Module: AnyObject, CustomStringConvertible, ParameterSource {
 }
 
 extension Module {
+    /// The stored `Parameter` properties under their property names, found by reflection.
     public var localParameters: [(name: String, parameter: Parameter)] { ModuleReflection.parts(of: self).parameters }
+    /// The stored `Buffer` properties under their property names, found by reflection.
     public var localBuffers: [(name: String, buffer: Buffer)] { ModuleReflection.parts(of: self).buffers }
+    /// The stored module properties under their property names (`features.0` for arrays), found by reflection.
     public var children: [(name: String, module: any Module)] { ModuleReflection.parts(of: self).modules }
+    /// None: a module lists only its own parts and its children's.
     public var inlinedModules: [any Module] { [] }
+    /// The Swift type name; layers override it with PyTorch's class name.
     public var typeName: String { String(describing: type(of: self)) }
+    /// Empty: no hyperparameters shown.
     public var configurationDescription: String { "" }
 
     /// The nested structure with each layer's hyperparameters, in the format of PyTorch's module repr:

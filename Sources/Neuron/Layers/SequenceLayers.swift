@@ -30,9 +30,13 @@ extension Tensor {
 /// (time-major). After a unidirectional recurrent layer this is its final hidden state, what Keras's
 /// `LSTM(..., return_sequences=False)` returns. No parameters.
 public final class LastStep: Module {
+    /// Whether the input is [N, T, F] (true) or time-major [T, N, F] (false, PyTorch's RNN default).
     public let batchFirst: Bool
+    /// Training mode; selecting a step behaves the same in both modes.
     public var isTraining = true
 
+    /// A last-step selector.
+    /// - Parameter batchFirst: true for [N, T, F] input (the default), false for [T, N, F].
     public init(batchFirst: Bool = true) { self.batchFirst = batchFirst }
 
     /// - Throws: `NeuronError.shapeMismatch` for input that is not rank 3 or has no steps.
@@ -49,8 +53,11 @@ public final class LastStep: Module {
 /// `nn.Linear` does this by itself). The wrapped layer's parameters keep their own names (`weight`, `bias`),
 /// so a `Sequential` saves it like the bare layer.
 public final class TimeDistributed: Module {
+    /// The layer applied to every step; its parameters are this module's own.
     public let layer: any Module
 
+    /// A wrapper applying `layer` at every step.
+    /// - Parameter layer: a layer mapping [M, F] -> [M, G].
     public init(_ layer: any Module) { self.layer = layer }
 
     /// - Throws: `NeuronError.shapeMismatch` for input below rank 3; what the layer throws.
@@ -63,15 +70,20 @@ public final class TimeDistributed: Module {
         return traced(try y.reshaped(leading + y.shape.dropFirst()))
     }
 
+    /// The wrapped layer's parameters under its own names (`weight`, not `layer.weight`).
     public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
+    /// The wrapped layer's buffers under its own names.
     public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
     /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
     public var children: [(name: String, module: any Module)] { [] }
+    /// The wrapped layer, whose parts this module lists as its own.
     public var inlinedModules: [any Module] { [layer] }
+    /// The wrapped layer's mode; setting it sets the layer's (and its children's).
     public var isTraining: Bool {
         get { layer.isTraining }
         set { layer.train(newValue) }
     }
+    /// Keras's class name, `TimeDistributed` (PyTorch has none).
     public var typeName: String { "TimeDistributed" }
     /// The wrapped layer's description.
     public var configurationDescription: String { layer.description }
