@@ -17,15 +17,18 @@ import CKernels
 /// The accumulator is allocated for every parameter at construction, as PyTorch does. State: `sum`
 /// and `step`.
 public final class Adagrad: Optimizer {
+    /// The learning rate the next `step()` uses; schedules set it between steps.
     public var learningRate: Float
+    /// Divides the learning rate by 1 + (t − 1)·lrDecay at step t.
     public let lrDecay: Float
+    /// The coupled L2 penalty: weightDecay·p is added to the gradient.
     public let weightDecay: Float
+    /// The starting value of the `sum` accumulators.
     public let initialAccumulatorValue: Float
+    /// Added to √s (outside the root, as PyTorch) so zero accumulators do not divide by 0.
     public let eps: Float
     let state: OptimizerState
 
-    /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, lr decay, weight decay,
-    ///   initial accumulator value or eps, or two parameters under one name.
     /// The same optimiser over a module's parameters (`Adagrad(model)`) or an array of parameters.
     /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
     public convenience init(_ source: some ParameterSource, lr: Float = 1e-2, lrDecay: Float = 0,
@@ -34,6 +37,16 @@ public final class Adagrad: Optimizer {
                       initialAccumulatorValue: initialAccumulatorValue, eps: eps)
     }
 
+    /// Adagrad over named parameters, whose names key `stateDict()`; the `sum` accumulators are allocated now.
+    /// - Parameters:
+    ///   - parameters: the named parameters to update (`model.namedParameters`).
+    ///   - lr: the learning rate before decay.
+    ///   - lrDecay: divides the rate by 1 + (t − 1)·lrDecay at step t.
+    ///   - weightDecay: coupled L2 penalty added to the gradient.
+    ///   - initialAccumulatorValue: the starting value of every `sum` element.
+    ///   - eps: added to √s so zero accumulators do not divide by 0.
+    /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, lr decay, weight decay,
+    ///   initial accumulator value or eps, or two parameters under one name.
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-2, lrDecay: Float = 0,
                 weightDecay: Float = 0, initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
         try Hyperparameter.requireNonNegative("Adagrad learning rate", lr)
@@ -50,14 +63,21 @@ public final class Adagrad: Optimizer {
                                    allocatesEagerly: true)
     }
 
+    /// The parameters being updated, under their `state_dict` names.
     public var parameters: [(name: String, parameter: Parameter)] { state.parameters }
 
+    /// Updates every parameter that has a gradient, in place, and counts its step.
+    /// - Throws: `NeuronError.invalidArgument` when `learningRate` has been set negative or non-finite.
     public func step() throws {
         try state.updateEach(learningRate: learningRate) { i, p, g, n in
             nn_adagrad_step(p, state.pointer("sum", i), g, n, learningRate, lrDecay, weightDecay, eps, state.steps[i])
         }
     }
 
+    /// The per-parameter buffers and step counts, PyTorch's optimiser state under `"<buffer>.<parameter name>"`.
     public func stateDict() -> [String: StoredTensor] { state.stateDict() }
+    /// Restores a `stateDict()` so training resumes exactly.
+    /// - Parameter dict: state saved by `stateDict()` for parameters of the same names and shapes.
+    /// - Throws: `NeuronError` naming missing or unexpected keys or mismatched shapes; the state is then unchanged.
     public func loadStateDict(_ dict: [String: StoredTensor]) throws { try state.load(dict) }
 }

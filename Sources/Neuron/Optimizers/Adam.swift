@@ -16,9 +16,13 @@ import CKernels
 /// Always bias-corrected, as in PyTorch: the first step moves each element by about lr whatever the
 /// gradient's scale. No AMSGrad. State: `exp_avg`, `exp_avg_sq` and `step`.
 public class Adam: Optimizer {
+    /// The learning rate the next `step()` uses; schedules set it between steps.
     public var learningRate: Float
+    /// (β₁, β₂), the decay rates of the first and second moment estimates.
     public let betas: (Float, Float)
+    /// Added to the bias-corrected √v so parameters with tiny gradients do not divide by 0.
     public let eps: Float
+    /// The L2 penalty: added to the gradient (Adam) or decaying the weights directly (AdamW).
     public let weightDecay: Float
     /// AdamW: decay the weights directly (p ← p·(1 − lr·weightDecay)) instead of the gradient.
     let decouplesWeightDecay: Bool
@@ -56,8 +60,11 @@ public class Adam: Optimizer {
         state = try OptimizerState(parameters, bufferNames: ["exp_avg", "exp_avg_sq"])
     }
 
+    /// The parameters being updated, under their `state_dict` names.
     public var parameters: [(name: String, parameter: Parameter)] { state.parameters }
 
+    /// Updates every parameter that has a gradient, in place, and counts its step.
+    /// - Throws: `NeuronError.invalidArgument` when `learningRate` has been set negative or non-finite.
     public func step() throws {
         try state.updateEach(learningRate: learningRate) { i, p, g, n in
             nn_adam_step(p, state.pointer("exp_avg", i), state.pointer("exp_avg_sq", i), g, n, learningRate,
@@ -65,7 +72,11 @@ public class Adam: Optimizer {
         }
     }
 
+    /// The per-parameter buffers and step counts, PyTorch's optimiser state under `"<buffer>.<parameter name>"`.
     public func stateDict() -> [String: StoredTensor] { state.stateDict() }
+    /// Restores a `stateDict()` so training resumes exactly.
+    /// - Parameter dict: state saved by `stateDict()` for parameters of the same names and shapes.
+    /// - Throws: `NeuronError` naming missing or unexpected keys or mismatched shapes; the state is then unchanged.
     public func loadStateDict(_ dict: [String: StoredTensor]) throws { try state.load(dict) }
 }
 

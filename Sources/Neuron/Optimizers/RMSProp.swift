@@ -18,17 +18,20 @@ import CKernels
 ///
 /// State: `square_avg`, `momentum_buffer` (momentum > 0), `grad_avg` (centered) and `step`.
 public final class RMSProp: Optimizer {
+    /// The learning rate the next `step()` uses; schedules set it between steps.
     public var learningRate: Float
+    /// The smoothing constant α of the running averages (Keras's `rho`).
     public let alpha: Float
+    /// Added to the root mean square (outside the root) so small averages do not divide by 0.
     public let eps: Float
+    /// The coupled L2 penalty: weightDecay·p is added to the gradient.
     public let weightDecay: Float
+    /// The momentum factor (0: no buffer kept).
     public let momentum: Float
+    /// Whether the squared average is centred by the mean gradient (keeps `grad_avg`).
     public let centered: Bool
     let state: OptimizerState
 
-    /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, eps, weight decay or
-    ///   momentum, an alpha outside [0, 1] (PyTorch only rejects alpha < 0; above 1 the average of
-    ///   squares turns negative), or two parameters under one name.
     /// The same optimiser over a module's parameters (`RMSProp(model)`) or an array of parameters.
     /// - Throws: as the named-parameter initialiser, and what `Module.checkParts()` throws.
     public convenience init(_ source: some ParameterSource, lr: Float = 1e-2, alpha: Float = 0.99,
@@ -37,6 +40,18 @@ public final class RMSProp: Optimizer {
                       momentum: momentum, centered: centered)
     }
 
+    /// RMSProp over named parameters, whose names key `stateDict()`.
+    /// - Parameters:
+    ///   - parameters: the named parameters to update (`model.namedParameters`).
+    ///   - lr: the learning rate.
+    ///   - alpha: the smoothing constant of the running averages, in [0, 1].
+    ///   - eps: added to the root mean square so small averages do not divide by 0.
+    ///   - weightDecay: coupled L2 penalty added to the gradient.
+    ///   - momentum: the momentum factor; 0 keeps no buffer.
+    ///   - centered: normalise by the gradient's estimated variance (keeps `grad_avg`).
+    /// - Throws: `NeuronError.invalidArgument` for a negative or non-finite lr, eps, weight decay or
+    ///   momentum, an alpha outside [0, 1] (PyTorch only rejects alpha < 0; above 1 the average of
+    ///   squares turns negative), or two parameters under one name.
     public init(_ parameters: [(name: String, parameter: Parameter)], lr: Float = 1e-2, alpha: Float = 0.99,
                 eps: Float = 1e-8, weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
         try Hyperparameter.requireNonNegative("RMSProp learning rate", lr)
@@ -54,8 +69,11 @@ public final class RMSProp: Optimizer {
                                    + (momentum > 0 ? ["momentum_buffer"] : []) + (centered ? ["grad_avg"] : []))
     }
 
+    /// The parameters being updated, under their `state_dict` names.
     public var parameters: [(name: String, parameter: Parameter)] { state.parameters }
 
+    /// Updates every parameter that has a gradient, in place, and counts its step.
+    /// - Throws: `NeuronError.invalidArgument` when `learningRate` has been set negative or non-finite.
     public func step() throws {
         try state.updateEach(learningRate: learningRate) { i, p, g, n in
             nn_rmsprop_step(p, state.pointer("square_avg", i), state.pointer("grad_avg", i),
@@ -64,6 +82,10 @@ public final class RMSProp: Optimizer {
         }
     }
 
+    /// The per-parameter buffers and step counts, PyTorch's optimiser state under `"<buffer>.<parameter name>"`.
     public func stateDict() -> [String: StoredTensor] { state.stateDict() }
+    /// Restores a `stateDict()` so training resumes exactly.
+    /// - Parameter dict: state saved by `stateDict()` for parameters of the same names and shapes.
+    /// - Throws: `NeuronError` naming missing or unexpected keys or mismatched shapes; the state is then unchanged.
     public func loadStateDict(_ dict: [String: StoredTensor]) throws { try state.load(dict) }
 }
