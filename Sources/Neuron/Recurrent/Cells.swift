@@ -36,11 +36,14 @@ public final class RNNCell: RecurrentModule, Module {
     /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
     public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor { try step(x, h: state, c: nil).h }
 
+    /// x [N, input] -> h' [N, hidden] from a zero state, so the cell fits in a `Sequential`.
+    /// - Throws: `NeuronError.shapeMismatch` for x that is not [N, input].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil)) }
 }
 
 /// One LSTM step (PyTorch's `nn.LSTMCell`), in any `LSTMVariant`.
 public final class LSTMCell: RecurrentModule, Module {
+    /// The gate layout (standard, peephole or coupled); non-standard variants tag their keys.
     public let variant: LSTMVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
@@ -62,6 +65,7 @@ public final class LSTMCell: RecurrentModule, Module {
 
 /// One GRU step (PyTorch's `nn.GRUCell`), in any `GRUVariant`.
 public final class GRUCell: RecurrentModule, Module {
+    /// The gate layout (PyTorch's reset-after, reset-before or simplified); non-default variants tag their keys.
     public let variant: GRUVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
@@ -74,5 +78,7 @@ public final class GRUCell: RecurrentModule, Module {
     /// x [N, input], state h [N, hidden] (zeros when nil) → h' [N, hidden].
     public func callAsFunction(_ x: Tensor, state: Tensor?) throws -> Tensor { try step(x, h: state, c: nil).h }
 
+    /// x [N, input] -> h' [N, hidden] from a zero state, so the cell fits in a `Sequential`.
+    /// - Throws: `NeuronError.shapeMismatch` for x that is not [N, input].
     public func callAsFunction(_ x: Tensor) throws -> Tensor { traced(try self(x, state: nil)) }
 }

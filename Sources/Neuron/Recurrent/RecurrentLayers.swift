@@ -20,15 +20,22 @@ import CKernels
 /// keys, and the train/eval mode (dropout between layers is active in training mode only).
 public class RecurrentModule {
     let stack: RecurrentStack
+    /// Training mode (dropout between layers active) versus evaluation.
     public var isTraining = true
 
     init(_ stack: RecurrentStack) { self.stack = stack }
 
+    /// The weights and biases under PyTorch's keys (`weight_ih_l0`, `bias_hh_l1_reverse`…).
     public var localParameters: [(name: String, parameter: Parameter)] { stack.namedParameters }
+    /// The input feature size, PyTorch's `input_size`.
     public var inputSize: Int { stack.inputSize }
+    /// The hidden state size per direction, PyTorch's `hidden_size`.
     public var hiddenSize: Int { stack.hiddenSize }
+    /// The number of stacked layers, PyTorch's `num_layers` (1 for a cell).
     public var layers: Int { stack.layerCount }
+    /// Whether each layer also runs backwards over the sequence, the two directions merged by `merge`.
     public var bidirectional: Bool { stack.bidirectional }
+    /// Whether sequences are [N, T, F] (true) or [T, N, F] (false, PyTorch's default).
     public var batchFirst: Bool { stack.batchFirst }
     /// The dropout probability between layers.
     public var dropout: Float { stack.dropout }
@@ -47,6 +54,7 @@ public class RecurrentModule {
 
 /// The nonlinearity of a vanilla `RNN`.
 public enum RNNNonlinearity: Sendable {
+    /// `tanh` (PyTorch's default) or `relu` (PyTorch's `nonlinearity='relu'`), applied to the new hidden state.
     case tanh, relu
 }
 
@@ -58,6 +66,7 @@ public enum RNNNonlinearity: Sendable {
 ///   relu; `bias`; `batchFirst` for [N, T, input] input and output; `dropout` applied to the output of
 ///   every layer but the last in training mode; `bidirectional`; `merge` for the two directions.
 public final class RNN: RecurrentModule, RecurrentLayer {
+    /// The activation of the new hidden state, tanh or relu (PyTorch's `nonlinearity`).
     public let nonlinearity: RNNNonlinearity
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
@@ -110,6 +119,7 @@ public enum LSTMVariant: Sendable {
 /// - Parameters (in order): input and hidden sizes; `layers`; `bias`; `batchFirst`; `dropout` between
 ///   layers (training mode only); `bidirectional`; `merge`; `variant` (standard, peephole, coupled).
 public final class LSTM: RecurrentModule, RecurrentLayer {
+    /// The gate layout (standard, peephole or coupled); non-standard variants tag their keys.
     public let variant: LSTMVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
@@ -172,6 +182,7 @@ public enum GRUVariant: Sendable {
 /// - Parameters (in order): input and hidden sizes; `layers`; `bias`; `batchFirst`; `dropout` between
 ///   layers (training mode only); `bidirectional`; `merge`; `variant` (resetAfter, resetBefore, simplified).
 public final class GRU: RecurrentModule, RecurrentLayer {
+    /// The gate layout (PyTorch's reset-after, reset-before or simplified); non-default variants tag their keys.
     public let variant: GRUVariant
 
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1 or a dropout outside [0, 1].
