@@ -5,6 +5,8 @@ public final class Parameter {
     private var data: Tensor
     let node: GradNode
 
+    /// A parameter holding `value` (detached: it starts its own gradient history), with no gradient yet.
+    /// - Parameter value: the initial value; its shape is fixed for the parameter's life.
     public init(_ value: Tensor) {
         data = value.detached()
         node = GradNode(leafShape: value.shape, name: "parameter")
@@ -30,7 +32,9 @@ public final class Parameter {
         }
     }
 
+    /// The value's shape, fixed at creation (`value` may be reassigned only with the same shape).
     public var shape: [Int] { node.shape }
+    /// The number of elements, e.g. for counting a model's trainable weights.
     public var count: Int { data.count }
 
     /// The accumulated gradient, `nil` until a backward pass reaches this parameter or after `zeroGrad()`.

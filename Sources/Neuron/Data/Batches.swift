@@ -155,6 +155,7 @@ public struct DataLoader<Target: Batchable> {
             return order[(position * batchSize)..<Swift.min((position + 1) * batchSize, order.count)]
         }
 
+        /// Batch `position` as (x [B, …], y [B, …]), B = the batch size (smaller for a partial last batch), gathered in the epoch's sample order.
         public subscript(position: Int) -> (x: Tensor, y: Target) {
             gather(Array(sampleIndices(ofBatch: position)))
         }

@@ -8,10 +8,15 @@ public protocol IntegerLabels {
 }
 
 extension Array: IntegerLabels where Element == Int {
+    /// The array itself: an `[Int]` is already labels.
+    /// - Parameter op: unused; the array needs no check.
     public func labelValues(op: String) throws -> [Int] { self }
 }
 
 extension IntTensor: IntegerLabels {
+    /// The scalars of a rank-1 tensor [N] as `Int`s.
+    /// - Parameter op: the operation named in the error.
+    /// - Throws: `NeuronError.shapeMismatch` for a tensor that is not rank 1.
     public func labelValues(op: String) throws -> [Int] {
         guard shape.count == 1 else {
             throw NeuronError.shapeMismatch("\(op): labels must be a rank-1 integer tensor [N], got shape \(shapeString(shape))")

@@ -2,6 +2,7 @@ import CKernels
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
 public enum Reduction: Sendable {
+    /// `mean` over all elements (PyTorch's default), their `sum`, or `none`: the per-element losses unreduced.
     case mean, sum, none
 }
 

@@ -15,6 +15,7 @@ public enum NeuronError: Error, CustomStringConvertible, Equatable {
     /// different ranks, a rank that failed); thrown by NeuronDistributed and by a distributed `Trainer`.
     case communication(String)
 
+    /// The kind, then the message: `shape mismatch: ...`, `invalid argument: ...`.
     public var description: String {
         switch self {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"

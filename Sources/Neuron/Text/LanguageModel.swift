@@ -51,10 +51,12 @@ public final class LanguageModel<Recurrent: RecurrentModule & RecurrentLayer>: M
         output = try Linear(in: rnn.hiddenSize, out: vocabularySize)
     }
 
+    /// `embedding` (when present), `rnn` and `output`, in the order the model applies them.
     public var children: [(name: String, module: any Module)] {
         (embedding.map { [("embedding", $0 as any Module)] } ?? []) + [("rnn", rnn), ("output", output)]
     }
 
+    /// The model's name, `LanguageModel`.
     public var typeName: String { "LanguageModel" }
 
     /// Token ids [T, N] (or [N, T] for a batch-first layer) from `state` (zeros when nil) → logits
