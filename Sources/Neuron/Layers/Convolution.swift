@@ -177,6 +177,17 @@ public final class Conv2D: Module {
     /// Training mode; a convolution behaves the same in both modes.
     public var isTraining = true
 
+    /// A 2-D convolution with PyTorch's initialisation.
+    /// - Parameters:
+    ///   - inChannels: C, the input's channel count.
+    ///   - outChannels: C', the output's channel count.
+    ///   - kernel: the window [KH, KW] (one Int for a square window).
+    ///   - stride: the window's step [SH, SW], 1 by default.
+    ///   - padding: zeros around the input (symmetric, or per side), 0 by default.
+    ///   - dilation: the spacing between kernel taps, 1 by default.
+    ///   - groups: channel groups (in = out = groups: depthwise), 1 by default.
+    ///   - bias: whether to add a learned bias per output channel.
+    ///   - algorithm: how to compute it; `.automatic` chooses by shape.
     /// - Throws: `NeuronError.invalidArgument` for negative channel counts, groups that do not divide
     ///   both, a kernel, stride or dilation below 1, negative padding, a weight over the allocation cap,
     ///   or an `algorithm` that cannot compute this kernel, stride, dilation and groups.

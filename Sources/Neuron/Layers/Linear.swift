@@ -14,6 +14,11 @@ public final class Linear: Module {
     /// The output width, PyTorch's `out_features`.
     public let outFeatures: Int
 
+    /// A fully connected layer with PyTorch's initialisation.
+    /// - Parameters:
+    ///   - inFeatures: the input width, `in_features`.
+    ///   - outFeatures: the output width, `out_features`.
+    ///   - bias: whether to add a learned bias (PyTorch's `bias=True`).
     /// - Throws: `NeuronError.invalidArgument` for a negative size or a weight over the allocation cap.
     public init(in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws {
         try Hyperparameter.require(inFeatures >= 0 && outFeatures >= 0,

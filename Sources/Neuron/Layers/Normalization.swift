@@ -91,6 +91,13 @@ public class BatchNorm: Module {
 
 /// Batch norm over the features of [N, C] or [N, C, L] (PyTorch's `nn.BatchNorm1d`).
 public final class BatchNorm1D: BatchNorm {
+    /// Batch norm over C = `features`.
+    /// - Parameters:
+    ///   - features: C, the size of axis 1 (PyTorch's `num_features`).
+    ///   - eps: added to the variance before the square root, 1e-5.
+    ///   - momentum: the new batch's weight in the running statistics, 0.1 (PyTorch's convention).
+    ///   - affine: learn `weight` and `bias`; false normalises only.
+    ///   - trackRunningStats: keep running statistics for evaluation; false uses batch statistics always.
     /// - Throws: `NeuronError.invalidArgument` when `features` is negative.
     public init(_ features: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) throws {
         try super.init(channels: features, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 2)
@@ -99,6 +106,13 @@ public final class BatchNorm1D: BatchNorm {
 
 /// Batch norm over the channels of [N, C, H, W] (PyTorch's `nn.BatchNorm2d`).
 public final class BatchNorm2D: BatchNorm {
+    /// Batch norm over C = `channels`.
+    /// - Parameters:
+    ///   - channels: C, the size of axis 1 (PyTorch's `num_features`).
+    ///   - eps: added to the variance before the square root, 1e-5.
+    ///   - momentum: the new batch's weight in the running statistics, 0.1 (PyTorch's convention).
+    ///   - affine: learn `weight` and `bias`; false normalises only.
+    ///   - trackRunningStats: keep running statistics for evaluation; false uses batch statistics always.
     /// - Throws: `NeuronError.invalidArgument` when `channels` is negative.
     public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) throws {
         try super.init(channels: channels, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats, rank: 4)
@@ -188,6 +202,8 @@ public final class Dropout: Module {
     /// Training mode (elements dropped) versus evaluation mode (input passed through).
     public var isTraining = true
 
+    /// Dropout with probability `p`.
+    /// - Parameter p: the probability of zeroing each element in training mode, 0.5 by default.
     /// - Throws: `NeuronError.invalidArgument` unless 0 <= p <= 1.
     public init(p: Float = 0.5) throws {
         try Hyperparameter.require(p >= 0 && p <= 1, "Dropout probability must be in [0, 1], got \(p)")

@@ -157,6 +157,12 @@ public final class MaxPool2D: Module {
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool
     /// Training mode; pooling behaves the same in both modes.
     public var isTraining = true
+    /// A max pool over windows of each channel plane.
+    /// - Parameters:
+    ///   - kernel: the window [KH, KW].
+    ///   - stride: the window's step; nil (the default) steps by the window, as PyTorch.
+    ///   - padding: cells added on each side, at most half the window.
+    ///   - ceilMode: round the output size up, so a partial last window counts.
     /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
     public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false) throws {
         try Tensor.checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: "MaxPool2D")
@@ -182,6 +188,13 @@ public final class AvgPool2D: Module {
     public let kernel: Size2D, stride: Size2D?, padding: Size2D, ceilMode: Bool, countIncludePad: Bool
     /// Training mode; pooling behaves the same in both modes.
     public var isTraining = true
+    /// An average pool over windows of each channel plane.
+    /// - Parameters:
+    ///   - kernel: the window [KH, KW].
+    ///   - stride: the window's step; nil (the default) steps by the window, as PyTorch.
+    ///   - padding: zeros added on each side, at most half the window.
+    ///   - ceilMode: round the output size up, so a partial last window counts.
+    ///   - countIncludePad: divide by the whole window including padded zeros (PyTorch's default) rather than by the real cells.
     /// - Throws: `NeuronError.invalidArgument` for a kernel or stride below 1 or padding outside 0...kernel/2.
     public init(kernel: Size2D, stride: Size2D? = nil, padding: Size2D = [0, 0], ceilMode: Bool = false, countIncludePad: Bool = true) throws {
         try Tensor.checkPoolWindow(kernel: kernel, stride: stride, padding: padding, op: "AvgPool2D")
@@ -238,6 +251,8 @@ public class AdaptivePool2D {
 /// Adaptive average pooling to a fixed output size: [N, C, H, W] -> [N, C, OH, OW]
 /// (PyTorch's `nn.AdaptiveAvgPool2d(output_size)`), e.g. the 7x7 before VGG's classifier.
 public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
+    /// An adaptive average pool to `outputSize`.
+    /// - Parameter outputSize: [OH, OW] (one Int for a square output).
     /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveAvgPool2D") }
     /// x [N, C, H, W] -> [N, C, OH, OW].
@@ -251,6 +266,8 @@ public final class AdaptiveAvgPool2D: AdaptivePool2D, Module {
 /// `nn.AdaptiveMaxPool2d(output_size)`; `Tensor.adaptiveMaxPool2d(_:outputSize:returningIndices:)`
 /// gives the indices).
 public final class AdaptiveMaxPool2D: AdaptivePool2D, Module {
+    /// An adaptive max pool to `outputSize`.
+    /// - Parameter outputSize: [OH, OW] (one Int for a square output).
     /// - Throws: `NeuronError.invalidArgument` for an output size below 1.
     public init(outputSize: Size2D) throws { try super.init(outputSize: outputSize, layer: "AdaptiveMaxPool2D") }
     /// x [N, C, H, W] -> [N, C, OH, OW].

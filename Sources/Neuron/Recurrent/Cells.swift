@@ -27,6 +27,12 @@ extension RecurrentModule {
 
 /// One step of an Elman RNN, h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh) (PyTorch's `nn.RNNCell`).
 public final class RNNCell: RecurrentModule, Module {
+    /// An RNN cell with PyTorch's initialisation, U(±1/√hidden).
+    /// - Parameters:
+    ///   - input: the feature size of x [N, input].
+    ///   - hidden: the state size h [N, hidden].
+    ///   - bias: whether to learn `bias_ih` and `bias_hh`.
+    ///   - nonlinearity: tanh (the default) or relu.
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
     public init(input: Int, hidden: Int, bias: Bool = true, nonlinearity: RNNNonlinearity = .tanh) throws {
         super.init(try RecurrentStack(name: "RNNCell", cell: nonlinearity == .tanh ? NN_CELL_RNN_TANH : NN_CELL_RNN_RELU,
@@ -46,6 +52,12 @@ public final class LSTMCell: RecurrentModule, Module {
     /// The gate layout (standard, peephole or coupled); non-standard variants tag their keys.
     public let variant: LSTMVariant
 
+    /// An LSTM cell with PyTorch's initialisation, U(±1/√hidden).
+    /// - Parameters:
+    ///   - input: the feature size of x [N, input].
+    ///   - hidden: the state size h [N, hidden].
+    ///   - bias: whether to learn `bias_ih` and `bias_hh`.
+    ///   - variant: the gate layout, `.standard` as PyTorch.
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
     public init(input: Int, hidden: Int, bias: Bool = true, variant: LSTMVariant = .standard) throws {
         self.variant = variant
@@ -68,6 +80,12 @@ public final class GRUCell: RecurrentModule, Module {
     /// The gate layout (PyTorch's reset-after, reset-before or simplified); non-default variants tag their keys.
     public let variant: GRUVariant
 
+    /// A GRU cell with PyTorch's initialisation, U(±1/√hidden).
+    /// - Parameters:
+    ///   - input: the feature size of x [N, input].
+    ///   - hidden: the state size h [N, hidden].
+    ///   - bias: whether to learn `bias_ih` and `bias_hh`.
+    ///   - variant: the gate layout, `.resetAfter` as PyTorch.
     /// - Throws: `NeuronError.invalidArgument` for sizes below 1.
     public init(input: Int, hidden: Int, bias: Bool = true, variant: GRUVariant = .resetAfter) throws {
         self.variant = variant
