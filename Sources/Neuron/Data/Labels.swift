@@ -7,6 +7,7 @@ public protocol IntegerLabels {
     func labelValues(op: String) throws -> [Int]
 }
 
+/// An `[Int]` is labels as it is, so `crossEntropy(logits, labels: [2, 0, 1])` works.
 extension Array: IntegerLabels where Element == Int {
     /// The array itself: an `[Int]` is already labels.
     /// - Parameter op: unused; the array needs no check.

@@ -15,6 +15,7 @@ extension StoredTensor {
     var kindName: String { floatTensor != nil ? "float" : "integer" }
 }
 
+/// Typed access to a loaded state dict (`Safetensors.read(contentsOf:)`), naming the key and the kind found in errors.
 extension Dictionary where Key == String, Value == StoredTensor {
     /// The float tensor under `key` of a loaded file (`Safetensors.read(contentsOf:)`), so
     /// `let w = try file.tensor("fc1.weight")` replaces matching on `StoredTensor`.

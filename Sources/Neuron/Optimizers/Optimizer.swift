@@ -46,6 +46,7 @@ public protocol ParameterSource {
     func optimizerParameters() throws -> [(name: String, parameter: Parameter)]
 }
 
+/// A plain `[Parameter]` can be optimised (`SGD(params, lr: 0.1)`), its parameters named by position.
 extension Array: ParameterSource where Element == Parameter {
     /// The parameters named by position: `"0"`, `"1"`…
     public func optimizerParameters() throws -> [(name: String, parameter: Parameter)] {
