@@ -132,10 +132,24 @@ private func logitAccuracy(_ logits: Tensor, _ labels: [Int]) throws -> Double {
 }
 
 /// What a callback wants after an epoch.
-public enum CallbackAction: Sendable { case `continue`, stop }
+public enum CallbackAction: Sendable {
+    /// Go on with the next epoch.
+    case `continue`
+    /// End training after this epoch (`History.stoppedEarly` is set), as Keras's `stop_training`.
+    case stop
+}
 
 /// How `fit` reports progress: a live line on a terminal, plain lines otherwise (`automatic`).
-public enum ProgressStyle: Sendable { case automatic, live, lines, silent }
+public enum ProgressStyle: Sendable {
+    /// `live` when standard output is a terminal, `lines` otherwise.
+    case automatic
+    /// One line rewritten in place after every batch, Keras's progress bar.
+    case live
+    /// One line per epoch, for logs and pipes.
+    case lines
+    /// Nothing printed.
+    case silent
+}
 
 /// Runs the training loop: epochs of minibatches through model, loss, backward and optimiser step;
 /// validation after each epoch; early stopping; callbacks; checkpoints that resume exactly (model,
