@@ -48,11 +48,37 @@ public final class LastStep: Module {
     }
 }
 
+/// A module that is its wrapped layer in every respect but the forward pass: the layer's parameters and
+/// buffers are its own, under the layer's own names (so a file saved from the wrapper loads into the bare
+/// layer), and its mode is the layer's.
+public protocol LayerWrapper: Module {
+    /// The wrapped layer.
+    var wrappedModule: any Module { get }
+}
+
+extension LayerWrapper {
+    /// The wrapped layer's parameters under its own names (`weight`, not `layer.weight`).
+    public var localParameters: [(name: String, parameter: Parameter)] { wrappedModule.namedParameters }
+    /// The wrapped layer's buffers under its own names.
+    public var localBuffers: [(name: String, buffer: Buffer)] { wrappedModule.namedBuffers }
+    /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
+    public var children: [(name: String, module: any Module)] { [] }
+    /// The wrapped layer, whose parts this module lists as its own.
+    public var inlinedModules: [any Module] { [wrappedModule] }
+    /// The wrapped layer's mode; setting it sets the layer's (and its children's).
+    public var isTraining: Bool {
+        get { wrappedModule.isTraining }
+        set { wrappedModule.train(newValue) }
+    }
+    /// The wrapped layer's description.
+    public var configurationDescription: String { wrappedModule.description }
+}
+
 /// Applies `layer` (one that maps [M, F] → [M, G], e.g. `Linear`) to every step of a sequence:
 /// [A, B, F] → [A, B, G], by folding the two leading axes into one (Keras's `TimeDistributed`; in PyTorch
 /// `nn.Linear` does this by itself). The wrapped layer's parameters keep their own names (`weight`, `bias`),
 /// so a `Sequential` saves it like the bare layer.
-public final class TimeDistributed: Module {
+public final class TimeDistributed: LayerWrapper {
     /// The layer applied to every step; its parameters are this module's own.
     public let layer: any Module
 
@@ -70,21 +96,8 @@ public final class TimeDistributed: Module {
         return traced(try y.reshaped(leading + y.shape.dropFirst()))
     }
 
-    /// The wrapped layer's parameters under its own names (`weight`, not `layer.weight`).
-    public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
-    /// The wrapped layer's buffers under its own names.
-    public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
-    /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
-    public var children: [(name: String, module: any Module)] { [] }
-    /// The wrapped layer, whose parts this module lists as its own.
-    public var inlinedModules: [any Module] { [layer] }
-    /// The wrapped layer's mode; setting it sets the layer's (and its children's).
-    public var isTraining: Bool {
-        get { layer.isTraining }
-        set { layer.train(newValue) }
-    }
+    /// The wrapped layer, whose parts and mode are this module's own.
+    public var wrappedModule: any Module { layer }
     /// Keras's class name, `TimeDistributed` (PyTorch has none).
     public var typeName: String { "TimeDistributed" }
-    /// The wrapped layer's description.
-    public var configurationDescription: String { layer.description }
 }

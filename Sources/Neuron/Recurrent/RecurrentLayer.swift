@@ -55,7 +55,7 @@ extension RecurrentLayer {
 ///         state = last.detached()                  // carry the values, not the graph
 ///         let loss = try lossOf(out); try loss.backward(); try optimizer.step(); optimizer.zeroGrad()
 ///     }
-public final class Stateful<Layer: RecurrentLayer>: Module {
+public final class Stateful<Layer: RecurrentLayer>: LayerWrapper {
     /// The recurrent layer run on each window; its parameters are this module's own.
     public let layer: Layer
     /// The state the next call starts from; nil before the first call and after `resetState()`.
@@ -76,21 +76,8 @@ public final class Stateful<Layer: RecurrentLayer>: Module {
     /// Forgets the carried state; the next call starts from zeros.
     public func resetState() { state = nil }
 
-    /// The wrapped layer's parameters under its own keys, so the file loads into the bare layer.
-    public var localParameters: [(name: String, parameter: Parameter)] { layer.namedParameters }
-    /// The wrapped layer's buffers under its own keys.
-    public var localBuffers: [(name: String, buffer: Buffer)] { layer.namedBuffers }
-    /// None: the wrapped layer's parts are this module's own (`inlinedModules`).
-    public var children: [(name: String, module: any Module)] { [] }
-    /// The wrapped layer, whose parts this module lists as its own.
-    public var inlinedModules: [any Module] { [layer] }
-    /// The wrapped layer's mode; setting it sets the layer's.
-    public var isTraining: Bool {
-        get { layer.isTraining }
-        set { layer.train(newValue) }
-    }
+    /// The wrapped layer, whose parts and mode are this module's own.
+    public var wrappedModule: any Module { layer }
     /// The wrapper's name, `Stateful` (PyTorch has no such module: state is passed by hand).
     public var typeName: String { "Stateful" }
-    /// The wrapped layer's description.
-    public var configurationDescription: String { layer.description }
 }
