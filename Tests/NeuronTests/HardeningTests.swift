@@ -194,6 +194,46 @@ import Testing
         #expect(x.grad?.scalars == [4])
     }
 
+    @Test func reductionsAlongTheImplicitAxisOfAScalarAreItsValue() throws {
+        // PyTorch: torch.tensor(2.5).sum(0) == 2.5, .mean(-1) == 2.5, .softmax(0) == 1, .argmax(0) == 0.
+        let x = Tensor(2.5).requiringGrad()
+        for axis in [0, -1] {
+            let s = try x.sum(axis: axis, keepingDims: true), m = try x.mean(axis: axis)
+            #expect(s.shape == [] && m.shape == [] && s.scalars == [2.5] && m.scalars == [2.5])
+            #expect(try x.softmax(axis: axis).scalars == [1])
+            #expect(try x.logSoftmax(axis: axis).scalars == [0])
+            #expect(try x.argmax(axis: axis) == [0])
+            #expect(try x.max(axis: axis).values.scalars == [2.5])
+        }
+        try (try x.sum(axis: 0) * Tensor(3) + (try x.mean(axis: -1))).backward()
+        #expect(x.grad?.scalars == [4])
+        #expect(message { _ = try x.sum(axis: 1) }.contains("axis 1"))
+        #expect(message { _ = try x.softmax(axis: -2) }.contains("axis -2"))
+    }
+
+    @Test func theMeanOfNothingIsNaNAndASumOverAnEmptyBatchIsZero() throws {
+        // PyTorch: torch.zeros(0, 3).mean() is nan, .mean(0) is [nan, nan, nan], .mean(1) is empty.
+        let e = Tensor.zeros([0, 3]).requiringGrad()
+        #expect(try e.mean().item().isNaN)
+        #expect(try e.mean(axis: 0).scalars.allSatisfy(\.isNaN))
+        #expect(try e.mean(axis: 1).shape == [0])
+        try e.mean().backward()
+        #expect(e.grad?.shape == [0, 3])
+        // F.cross_entropy(torch.zeros(0, 3), torch.zeros(0, dtype=long), reduction="sum") == 0; the mean
+        // is nan, which Neuron refuses as it refuses every non-finite loss.
+        let logits = Tensor.zeros([0, 3]).requiringGrad()
+        let sum = try crossEntropy(logits, labels: [Int](), reduction: .sum)
+        #expect(try sum.item() == 0)
+        try sum.backward()
+        #expect(logits.grad?.shape == [0, 3])
+        #expect(try mseLoss(Tensor.zeros([0]), Tensor.zeros([0]), reduction: .sum).item() == 0)
+        #expect(try nllLoss(Tensor.zeros([0, 3]), labels: [Int](), reduction: .sum).item() == 0)
+        let none = Tensor.zeros([0, 4])
+        #expect(try tripletMarginLoss(anchor: none, positive: none, negative: none, reduction: .sum).item() == 0)
+        #expect(message { _ = try mseLoss(Tensor.zeros([0]), Tensor.zeros([0])) }.contains("mean over an empty batch"))
+        #expect(message { _ = try crossEntropy(Tensor.zeros([0, 3]), labels: [Int]()) }.contains("mean over an empty batch"))
+    }
+
     // MARK: NaN propagates as IEEE and PyTorch
 
     @Test func nanPropagatesThroughReluClampPoolingAndMax() throws {

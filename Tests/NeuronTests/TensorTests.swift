@@ -29,7 +29,7 @@ import Testing
         #expect((try e + Tensor.ones([3])).shape == [0, 3])
         #expect((try e.sum().item()) == 0)
         #expect((try e.sum(axis: 0)).scalars == [0, 0, 0])
-        #expect(throws: NeuronError.self) { try e.mean() }
+        #expect(try e.mean().item().isNaN)
         #expect(throws: NeuronError.self) { try e.max() }
         #expect(try e.reshaped([3, 0]).shape == [3, 0])
         #expect(try e.matmul(Tensor.ones([3, 2])).shape == [0, 2])

@@ -6,9 +6,9 @@ public enum Reduction: Sendable {
     case mean, sum, none
 }
 
-// Losses as differentiable functions of the prediction. Each checks shapes, refuses an empty batch,
-// and throws `NeuronError.nonFinite` when the loss comes out NaN or infinite, so a diverging run
-// stops with a message instead of training on garbage.
+// Losses as differentiable functions of the prediction. Each checks shapes, refuses the mean of an
+// empty batch (NaN in PyTorch; its sum is 0, as there), and throws `NeuronError.nonFinite` when the
+// loss comes out NaN or infinite, so a diverging run stops with a message instead of training on garbage.
 
 /// Per-element loss kernel plus its backward, reduced as asked. `backward(dx, g, scale)` writes the
 /// prediction's gradient given an optional per-element upstream gradient `g` (nil: all ones).
@@ -19,7 +19,7 @@ private func elementLoss(_ name: String, prediction: Tensor, target: Tensor, red
         throw NeuronError.shapeMismatch("\(name): prediction \(shapeString(prediction.shape)) and target \(shapeString(target.shape))")
     }
     let n = prediction.count
-    if reduction != .none, n == 0 { throw NeuronError.emptyInput("\(name) of an empty batch, shape \(shapeString(prediction.shape))") }
+    if reduction == .mean, n == 0 { throw NeuronError.emptyInput("\(name): mean over an empty batch, shape \(shapeString(prediction.shape))") }
     let elements = Tensor(uninitializedShape: prediction.shape)
     forward(elements.pointer, n)
     let (out, scale) = try reduced(elements, reduction, name)
@@ -152,8 +152,8 @@ public func crossEntropy(_ logits: Tensor, targets: Tensor, reduction: Reduction
 
 private func softmaxCrossEntropy(_ logits: Tensor, labels: [Int64]?, probabilities: Tensor?, reduction: Reduction) throws -> Tensor {
     let rows = logits.shape[0], classes = logits.shape[1]
-    guard rows > 0 || reduction == .none else { throw NeuronError.emptyInput("cross_entropy of an empty batch, logits \(shapeString(logits.shape))") }
-    guard classes > 0 else { throw NeuronError.emptyInput("cross_entropy needs at least one class, logits \(shapeString(logits.shape))") }
+    guard rows > 0 || reduction != .mean else { throw NeuronError.emptyInput("cross_entropy: mean over an empty batch, logits \(shapeString(logits.shape))") }
+    guard classes > 0 || rows == 0 else { throw NeuronError.emptyInput("cross_entropy needs at least one class, logits \(shapeString(logits.shape))") }
     let perRow = Tensor(uninitializedShape: [rows])
     let logp = Tensor(uninitializedShape: logits.shape)
     nn_cross_entropy_forward(perRow.pointer, logp.pointer, logits.pointer, labels, probabilities?.pointer, rows, classes)

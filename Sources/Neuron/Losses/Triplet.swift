@@ -7,7 +7,7 @@ private func checkTriplets(_ name: String, _ a: Tensor, _ p: Tensor, _ n: Tensor
         throw NeuronError.shapeMismatch("\(name): anchor \(shapeString(a.shape)), positive \(shapeString(p.shape)) and negative \(shapeString(n.shape)) must all be [N, D]")
     }
     try checkMargin(name, margin)
-    if reduction != .none, a.shape[0] == 0 { throw NeuronError.emptyInput("\(name) of an empty batch, anchor \(shapeString(a.shape))") }
+    if reduction == .mean, a.shape[0] == 0 { throw NeuronError.emptyInput("\(name): mean over an empty batch, anchor \(shapeString(a.shape))") }
 }
 
 private func checkMargin(_ name: String, _ margin: Float) throws {
@@ -32,7 +32,7 @@ private func reduceHinges(_ hinges: Tensor, _ reduction: Reduction, _ name: Stri
 /// - Parameters: `anchor`, `positive`, `negative` are `[N, D]` embeddings; `margin` >= 0.
 /// - Returns: the mean (default), the sum, or the `[N]` per-row values.
 /// - Throws: `NeuronError.shapeMismatch` when the batches are not three `[N, D]` of one shape;
-///   `NeuronError.invalidArgument` for a negative margin; `NeuronError.emptyInput` for N = 0 when reducing.
+///   `NeuronError.invalidArgument` for a negative margin; `NeuronError.emptyInput` for the mean over N = 0 (the sum is 0).
 public func tripletMarginLoss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: Float = 1, eps: Float = 1e-6,
                               reduction: Reduction = .mean) throws -> Tensor {
     try checkTriplets("triplet_margin_loss", anchor, positive, negative, margin: margin, reduction: reduction)

@@ -43,6 +43,7 @@ extension Tensor {
 
     private func softmaxKernel(axis: Int, log: Bool) throws -> Tensor {
         let name = log ? "log_softmax" : "softmax"
+        if let r = try alongScalarAxis(axis, { try $0.softmaxKernel(axis: 0, log: log) }) { return r }
         let a = try normalizedAxis(axis, op: name)
         let (outer, n, inner) = split(at: a)
         let out = Tensor(uninitializedShape: shape)

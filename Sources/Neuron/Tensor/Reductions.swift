@@ -23,6 +23,7 @@ extension Tensor {
 
     /// The sum along `axis`; `keepingDims` keeps it with size 1.
     public func sum(axis: Int, keepingDims: Bool = false) throws -> Tensor {
+        if let r = try alongScalarAxis(axis, { try $0.sum(axis: 0) }) { return r }
         let a = try normalizedAxis(axis, op: "sum")
         let out = sumAxisNoGrad(a, keepingDims: keepingDims)
         let (outer, n, inner) = split(at: a)
@@ -34,22 +35,21 @@ extension Tensor {
         }
     }
 
-    /// The mean of all elements.
-    /// - Throws: `NeuronError.emptyInput` for an empty tensor (the mean of nothing is undefined).
+    /// The mean of all elements: NaN for an empty tensor, as in PyTorch (0 / 0).
     public func mean() throws -> Tensor {
-        guard count > 0 else { throw NeuronError.emptyInput("mean of an empty tensor of shape \(shapeString(shape))") }
-        return sum() / Float(count)
+        sum() / Float(count)
     }
 
-    /// The mean along `axis`.
+    /// The mean along `axis`: NaN where the axis has size 0, as in PyTorch.
     public func mean(axis: Int, keepingDims: Bool = false) throws -> Tensor {
+        if let r = try alongScalarAxis(axis, { try $0.mean(axis: 0) }) { return r }
         let a = try normalizedAxis(axis, op: "mean")
-        guard shape[a] > 0 else { throw NeuronError.emptyInput("mean along axis \(a) of size 0, shape \(shapeString(shape))") }
         return try sum(axis: a, keepingDims: keepingDims) / Float(shape[a])
     }
 
     /// The maximum along `axis` and the index of its first occurrence; the gradient flows to that index.
     public func max(axis: Int, keepingDims: Bool = false) throws -> (values: Tensor, indices: [Int]) {
+        if rank == 0, axis == 0 || axis == -1 { return (self, [0]) }
         let a = try normalizedAxis(axis, op: "max")
         let (outer, n, inner) = split(at: a)
         guard n > 0 else { throw NeuronError.emptyInput("max along axis \(a) of size 0, shape \(shapeString(shape))") }
@@ -78,4 +78,11 @@ extension Tensor {
 
     /// Indices of the first maximum along `axis` (e.g. predicted classes of logits along axis 1).
     public func argmax(axis: Int) throws -> [Int] { try noGrad { try max(axis: axis).indices } }
+
+    /// PyTorch lets axis 0 and -1 name the one implicit axis of a 0-d tensor: `body` runs on it as a
+    /// one-element vector and the result is 0-d again. Nil for any other tensor or axis.
+    func alongScalarAxis(_ axis: Int, _ body: (Tensor) throws -> Tensor) throws -> Tensor? {
+        guard rank == 0, axis == 0 || axis == -1 else { return nil }
+        return try body(reshaped([1])).reshaped([])
+    }
 }

@@ -54,7 +54,7 @@ func detectionLoss(_ name: String, _ prediction: Tensor, _ target: Tensor, param
         throw NeuronError.shapeMismatch("\(name): predictions \(shapeString(prediction.shape)) and targets \(shapeString(target.shape)) must both be [N, \(width)]")
     }
     let rows = prediction.shape[0]
-    if reduction != .none, rows == 0 { throw NeuronError.emptyInput("\(name) of an empty batch") }
+    if reduction == .mean, rows == 0 { throw NeuronError.emptyInput("\(name): mean over an empty batch") }
     let t = target.detached()
     try t.withUnsafeBufferPointer { values in
         for r in 0..<rows where values[r * width] != 0 && values[r * width] != 1 {
