@@ -65,6 +65,25 @@ import Testing
         }
     }
 
+    @Test func aCheckpointOfAnotherStructureLeavesTheTrainerAsItWas() throws {
+        let checkpoint = temporaryURL("ckpt.safetensors")
+        defer { try? FileManager.default.removeItem(at: checkpoint) }
+        let a = try Setup(seed: 5)
+        a.trainer.checkpointURL = checkpoint
+        try a.trainer.fit(epochs: 1)
+
+        // The same model under SGD with momentum: the model part loads, the optimiser part cannot.
+        let b = try Setup(seed: 6)
+        let optimizer = try SGD(b.model.namedParameters, lr: 0.1, momentum: 0.9)
+        let trainer = Trainer(model: b.model, optimizer: optimizer, trainData: b.trainer.trainData) { logits, y in
+            try crossEntropy(logits, labels: y)
+        }
+        let weights = b.model.namedParameters.map { $0.parameter.value.scalars }
+        #expect(throws: NeuronError.self) { try trainer.resume(from: checkpoint) }
+        #expect(b.model.namedParameters.map { $0.parameter.value.scalars } == weights)
+        #expect(trainer.epoch == 0 && trainer.history.epochs.isEmpty)
+    }
+
     @Test func earlyStoppingRestoresTheBestWeights() throws {
         // Validation labels are the training labels flipped: the better the fit, the worse the
         // validation loss, so the best epoch is the first.

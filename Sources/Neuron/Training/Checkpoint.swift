@@ -43,6 +43,8 @@ extension Trainer {
 
     /// Restores the state written by `saveCheckpoint` into this trainer, whose model, optimiser,
     /// schedule and plateau reducer must have the same structure. Call `fit(epochs:)` afterwards to continue.
+    /// - Throws: I/O errors, or what the parts' `loadStateDict` throw for a checkpoint of another
+    ///   structure; either way the trainer is left as it was, never half-restored.
     public func resume(from url: URL) throws {
         let tensors = try Safetensors.read(contentsOf: url)
         let metadata = try Safetensors.metadata(contentsOf: url)
@@ -57,10 +59,7 @@ extension Trainer {
             }
             return t.scalars[0]
         }
-        try model.loadStateDict(section("model."))
-        try optimizer.loadStateDict(section("optimizer."))
-        if let schedule { try schedule.loadStateDict(section("schedule.")) }
-        if let plateau { try plateau.loadStateDict(section("plateau.")) }
+        // Everything that can be checked without changing the trainer is checked first.
         let best = section("best.")
         let restoredEpoch = Int(try integer("trainer.epoch"))
         let stalled = Int(try integer("trainer.epochs_without_improvement"))
@@ -69,6 +68,21 @@ extension Trainer {
         let global = try Self.decode(tensors["rng.default"], key: "rng.default", url: url)
         guard let json = metadata["history"], let restored = try? JSONDecoder().decode(History.self, from: Data(json.utf8)) else {
             throw NeuronError.io("checkpoint \(url.path): missing or malformed history metadata")
+        }
+        // Each part's load is all-or-nothing, so a later part's failure puts the earlier parts back.
+        let before = (model: model.stateDict(), optimizer: optimizer.stateDict(),
+                      schedule: schedule?.stateDict(), plateau: plateau?.stateDict())
+        do {
+            try model.loadStateDict(section("model."))
+            try optimizer.loadStateDict(section("optimizer."))
+            if let schedule { try schedule.loadStateDict(section("schedule.")) }
+            if let plateau { try plateau.loadStateDict(section("plateau.")) }
+        } catch {
+            try model.loadStateDict(before.model)
+            try optimizer.loadStateDict(before.optimizer)
+            if let schedule, let state = before.schedule { try schedule.loadStateDict(state) }
+            if let plateau, let state = before.plateau { try plateau.loadStateDict(state) }
+            throw error
         }
         restoreTrainingState(epoch: restoredEpoch, history: restored, bestLoss: bestLoss, stalledEpochs: stalled,
                              bestState: best.isEmpty ? nil : best)
