@@ -775,12 +775,14 @@ static void NN_L(cv_image)(const cv_conv *g, int n, float *slice) {
         float *y = g->out + ((long)n * p->c_out + oc0) * plane;
         const float *bias = g->bias ? g->bias + oc0 : NULL;
         float t[2][CV_PM * CV_OC] __attribute__((aligned(64)));
-        int last = 0;
+        int last = 0, oy = 0, ox = 0;
         for (long p0 = 0; p0 < plane; p0 += CV_PM) {
             const int pm = plane - p0 < CV_PM ? (int)(plane - p0) : CV_PM, i = (int)(p0 / CV_PM) & 1;
             long base[CV_PM];
-            for (int q = 0; q < pm; q++)
-                base[q] = (p0 + q) / g->out_w * p->stride_h * g->xw + (p0 + q) % g->out_w * p->stride_w;
+            for (int q = 0; q < pm; q++) {
+                base[q] = (long)oy * p->stride_h * g->xw + (long)ox * p->stride_w;
+                if (++ox == g->out_w) ox = 0, oy++;
+            }
             NN_L(cv_dispatch)(pm, g->K, wp, slice, base, g->koff, t[i]);
             if (p0 > 0) NN_L(cv_flush)(t[!i], CV_PM, y, plane, p0 - CV_PM, ocn, bias);
             last = pm;
