@@ -708,7 +708,8 @@ static void NN_L(grid_conv_run)(const grid_conv *g) {
 /* ---- output channels across vector lanes (cv_path) ---- */
 
 /* Vectors of output channels per tile: CV_PM x CV_PV accumulators plus CV_PV weight vectors fit AVX-512's
- * 32 registers at 6 x 4, the other levels' 16 at 6 x 2. */
+ * 32 registers at 6 x 4, the other levels' 16 at 6 x 2. On conv_fwd_s2 and the stem, 7 x 4 spilled and
+ * measured 10% slower; 8 x 2, 5 x 4 and 4 x 4 were no faster. */
 #undef CV_PV
 #undef CV_OC
 #define CV_PV (VW == 16 ? 4 : 2)
@@ -749,7 +750,7 @@ static __attribute__((noinline)) void NN_L(cv_dispatch)(int pm, int kn, const fl
 
 /* A computed tile t (pm x CV_OC, position-major) into the output rows of channels [0, ocn): y[oc*plane + p0
  * + p] = t[p][oc] + bias[oc]. Run one tile late, so that t's vector stores have left the store queue
- * before these scalar loads read them (reading them at once stalled on store forwarding: 9% of the time). */
+ * before these scalar loads read them (a scalar load from a vector store still in flight waits for it). */
 static void NN_L(cv_flush)(const float *t, int pm, float *y, long plane, long p0, int ocn, const float *bias) {
     for (int oc = 0; oc < ocn; oc++) {
         float *d = y + oc * plane + p0;
