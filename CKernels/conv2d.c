@@ -750,12 +750,36 @@ static __attribute__((noinline)) void NN_L(cv_dispatch)(int pm, int kn, const fl
 
 /* A computed tile t (pm x CV_OC, position-major) into the output rows of channels [0, ocn): y[oc*plane + p0
  * + p] = t[p][oc] + bias[oc]. Run one tile late, so that t's vector stores have left the store queue
- * before these scalar loads read them (a scalar load from a vector store still in flight waits for it). */
+ * before these loads, narrower than the stores, read them. */
 static void NN_L(cv_flush)(const float *t, int pm, float *y, long plane, long p0, int ocn, const float *bias) {
-    for (int oc = 0; oc < ocn; oc++) {
-        float *d = y + oc * plane + p0;
-        const float b0 = bias ? bias[oc] : 0.0f;
-        for (int p = 0; p < pm; p++) d[p] = t[p * CV_OC + oc] + b0;
+    /* Blocks of 8 channels x 8 positions (rows past pm repeat the last one) transposed in registers, so
+     * each channel's positions leave as one short vector instead of pm scalar loads and stores. */
+    typedef float v8 __attribute__((vector_size(32)));
+    for (int o8 = 0; o8 < ocn; o8 += 8) {
+        v8 r[8];
+        for (int i = 0; i < 8; i++) r[i] = *(const v8 *)(t + (i < pm ? i : pm - 1) * CV_OC + o8);
+        v8 u[8], w[8], c[8];
+        for (int i = 0; i < 8; i += 2) {
+            u[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+            u[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        }
+        for (int i = 0; i < 8; i += 4)
+            for (int h = 0; h < 2; h++) {
+                w[i + 2 * h] = __builtin_shufflevector(u[i + h], u[i + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+                w[i + 2 * h + 1] = __builtin_shufflevector(u[i + h], u[i + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
+            }
+        for (int j = 0; j < 4; j++) {
+            c[j] = __builtin_shufflevector(w[j], w[4 + j], 0, 1, 2, 3, 8, 9, 10, 11);
+            c[j + 4] = __builtin_shufflevector(w[j], w[4 + j], 4, 5, 6, 7, 12, 13, 14, 15);
+        }
+        for (int j = 0; j < 8 && o8 + j < ocn; j++) {
+            const float b0 = bias ? bias[o8 + j] : 0.0f;
+            float out[8] __attribute__((aligned(32)));
+            *(v8 *)out = c[j] + (v8){b0, b0, b0, b0, b0, b0, b0, b0};
+            float *d = y + (long)(o8 + j) * plane + p0;
+            if (pm == CV_PM) memcpy(d, out, CV_PM * sizeof(float));
+            else for (int p = 0; p < pm; p++) d[p] = out[p];
+        }
     }
 }
 
