@@ -204,9 +204,13 @@ static long cv_image_floats(const nn_conv2d_params *p) {
     return (long)p->c_in * (p->h + p->pad_top + p->pad_bottom) * (p->w + p->pad_left + p->pad_right);
 }
 
+/* The CV_SLOTS slices make the scratch 16 images whatever the batch, so large images keep the phase
+ * planes (one copy of the batch) once the slices would outgrow both that copy and 16 MB. */
 static int cv_path(const nn_conv2d_params *p) {
-    return strided_grid_path(p) && p->groups == 1 && p->c_in * p->kh * p->kw <= CV_K_MAX &&
-           cv_image_floats(p) < INT_MAX / 2;
+    if (!strided_grid_path(p) || p->groups != 1 || p->c_in * p->kh * p->kw > CV_K_MAX) return 0;
+    const long image = cv_image_floats(p);
+    const double slices = (double)CV_SLOTS * image, phases = (double)p->n * p->c_in * phase_geometry(p).ch;
+    return image < INT_MAX / 2 && (slices <= (double)(1 << 22) || slices <= phases);
 }
 
 /* One cv_path convolution: out (n, c_out, out_h, out_w) = bias + sum over k < K of w(oc, k) *

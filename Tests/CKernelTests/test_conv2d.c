@@ -464,7 +464,11 @@ static void test_algorithm_choice(void) {
     CHECK(nn_conv2d_auto_algorithm(&sixteen) == NN_CONV2D_DIRECT);
     nn_conv2d_params s2 = {2, 64, 28, 28, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
     CHECK(!nn_conv2d_algorithm_applies(&s2, NN_CONV2D_WINOGRAD) && nn_conv2d_algorithm_applies(&s2, NN_CONV2D_IM2COL));
-    CHECK(nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_DIRECT); /* on phase planes */
+    CHECK(nn_conv2d_auto_algorithm(&s2) == NN_CONV2D_DIRECT); /* channels across the vector lanes */
+    /* A large strided image keeps the phase planes (one copy of the batch), not 16 padded copies of it
+     * (the backward's im2col columns, 9 * 64 * 256 * 256 floats, are then the largest part). */
+    nn_conv2d_params big = {1, 64, 512, 512, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+    CHECK(nn_conv2d_workspace_size(&big) < (size_t)4 * 64 * 514 * 514);
     nn_conv2d_params huge = {1, 2, 20, 20, 2, 17, 17, 1, 1, 0, 0, 0, 0, 1, 1, 1};
     CHECK(!nn_conv2d_algorithm_applies(&huge, NN_CONV2D_DIRECT) && nn_conv2d_auto_algorithm(&huge) == NN_CONV2D_IM2COL);
     nn_conv2d_params dil = {2, 64, 28, 28, 64, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1};
