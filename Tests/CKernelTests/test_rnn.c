@@ -172,6 +172,16 @@ static void test_against_reference(void) {
         check_against_ref(cell, 9, 40, 20, 33, 0, NULL, 33, 1, "parallel rows");
         check_against_ref(cell, 3, 5, 600, 7, 1, NULL, 7, 1, "input wider than a K chunk");
     }
+    /* H a multiple of 16: the LSTM's forward takes the input projection into each step. */
+    for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
+        for (int reverse = 0; reverse <= 1; reverse++) {
+            check_against_ref(cell, 7, 5, 6, 32, reverse, NULL, 32, 1, "whole vector blocks");
+            check_against_ref(cell, 7, 5, 6, 32, reverse, unsorted, 32, 1, "whole vector blocks, unsorted lengths");
+            check_against_ref(cell, 7, 5, 6, 32, reverse, sorted, 32, 1, "whole vector blocks, sorted lengths");
+            check_against_ref(cell, 4, 3, 100, 16, reverse, NULL, 20, 0, "whole vector blocks, input over K chunks, no bias");
+        }
+        check_against_ref(cell, 3, 2, 0, 16, 0, NULL, 16, 1, "whole vector blocks, no input features");
+    }
 }
 
 /* Backward accumulates into parameter gradients (and into dx when asked); null outputs are skipped. */
@@ -204,24 +214,27 @@ static void test_thread_independence(void) {
     const long lengths[6] = {9, 3, 12, 12, 1, 7};
     for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
         for (int reverse = 0; reverse <= 1; reverse++) {
-            rnn_case c = make_case(cell, 12, 6, 24, 70, reverse, reverse ? lengths : NULL, 70, 1, 0.3f);
-            outputs o1 = make_outputs(&c), o2 = make_outputs(&c);
-            grads g1 = make_grads(&c), g2 = make_grads(&c);
-            nn_set_num_threads(1);
-            run_fast(&c, &o1, &g1);
-            nn_set_num_threads(2);
-            run_fast(&c, &o2, &g2);
-            nn_set_num_threads(0);
-            char m[200];
-            snprintf(m, sizeof m, "%s threads y", cell_name(cell));
-            ctest_equal_bits(m, o1.y, o2.y, c.ny);
-            snprintf(m, sizeof m, "%s threads dx", cell_name(cell));
-            ctest_equal_bits(m, g1.dx, g2.dx, c.nx);
-            snprintf(m, sizeof m, "%s threads dw_hh", cell_name(cell));
-            ctest_equal_bits(m, g1.w_hh, g2.w_hh, (size_t)c.GH * c.p.hidden);
-            snprintf(m, sizeof m, "%s threads db_ih", cell_name(cell));
-            ctest_equal_bits(m, g1.b_ih, g2.b_ih, c.GH);
-            free_outputs(&o1); free_outputs(&o2); free_grads(&g1); free_grads(&g2); free_case(&c);
+            for (int wide = 0; wide <= 1; wide++) { /* H = 48: whole vector blocks */
+                const int H = wide ? 48 : 70;
+                rnn_case c = make_case(cell, 12, 6, 24, H, reverse, reverse ? lengths : NULL, H, 1, 0.3f);
+                outputs o1 = make_outputs(&c), o2 = make_outputs(&c);
+                grads g1 = make_grads(&c), g2 = make_grads(&c);
+                nn_set_num_threads(1);
+                run_fast(&c, &o1, &g1);
+                nn_set_num_threads(2);
+                run_fast(&c, &o2, &g2);
+                nn_set_num_threads(0);
+                char m[200];
+                snprintf(m, sizeof m, "%s threads y", cell_name(cell));
+                ctest_equal_bits(m, o1.y, o2.y, c.ny);
+                snprintf(m, sizeof m, "%s threads dx", cell_name(cell));
+                ctest_equal_bits(m, g1.dx, g2.dx, c.nx);
+                snprintf(m, sizeof m, "%s threads dw_hh", cell_name(cell));
+                ctest_equal_bits(m, g1.w_hh, g2.w_hh, (size_t)c.GH * c.p.hidden);
+                snprintf(m, sizeof m, "%s threads db_ih", cell_name(cell));
+                ctest_equal_bits(m, g1.b_ih, g2.b_ih, c.GH);
+                free_outputs(&o1); free_outputs(&o2); free_grads(&g1); free_grads(&g2); free_case(&c);
+            }
         }
     }
 }
