@@ -185,26 +185,29 @@ static void test_against_reference(void) {
 
 /* Backward accumulates into parameter gradients (and into dx when asked); null outputs are skipped. */
 static void test_accumulate(void) {
-    for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
-        rnn_case c = make_case(cell, 5, 3, 4, 6, 1, NULL, 6, 1, 0.5f);
-        outputs o = make_outputs(&c);
-        grads once = make_grads(&c), twice = make_grads(&c);
-        float *saved = nan_buffer(nn_rnn_saved_size(&c.p)), *ws = nan_buffer(nn_rnn_workspace_size(&c.p));
-        nn_rnn_forward(o.y, o.h_n, o.c_n, saved, c.x, c.h0, c.c0, &c.w, ws, &c.p);
-        nn_rnn_backward(once.dx, once.dh0, once.dc0, &once.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        c.p.accumulate_dx = 1;
-        nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        int ok = 1;
-        for (size_t i = 0; i < (size_t)c.GH * c.p.input; i++) ok &= fabsf(twice.w_ih[i] - 2 * once.w_ih[i]) <= 1e-5f + 1e-5f * fabsf(once.w_ih[i]);
-        for (size_t i = 0; i < (size_t)c.GH; i++) ok &= fabsf(twice.b_hh[i] - 2 * once.b_hh[i]) <= 1e-5f + 1e-5f * fabsf(once.b_hh[i]);
-        for (size_t i = 0; i < c.nx; i++) ok &= fabsf(twice.dx[i] - 2 * once.dx[i]) <= 1e-5f + 1e-5f * fabsf(once.dx[i]);
-        CHECK(ok);
-        /* Everything optional left out: upstream gradients and outputs null. */
-        nn_rnn_grads none = {0};
-        nn_rnn_backward(NULL, NULL, NULL, &none, NULL, NULL, NULL, c.x, &c.w, saved, ws, &c.p);
-        nn_rnn_forward(o.y, NULL, NULL, NULL, c.x, NULL, NULL, &c.w, ws, &c.p);
-        free(saved); free(ws); free_outputs(&o); free_grads(&once); free_grads(&twice); free_case(&c);
+    /* H = 16: whole vector blocks (the LSTM then computes dx in its backward loop). */
+    for (int H = 6; H <= 16; H += 10) {
+        for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
+            rnn_case c = make_case(cell, 5, 3, 4, H, 1, NULL, H, 1, 0.5f);
+            outputs o = make_outputs(&c);
+            grads once = make_grads(&c), twice = make_grads(&c);
+            float *saved = nan_buffer(nn_rnn_saved_size(&c.p)), *ws = nan_buffer(nn_rnn_workspace_size(&c.p));
+            nn_rnn_forward(o.y, o.h_n, o.c_n, saved, c.x, c.h0, c.c0, &c.w, ws, &c.p);
+            nn_rnn_backward(once.dx, once.dh0, once.dc0, &once.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            c.p.accumulate_dx = 1;
+            nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            int ok = 1;
+            for (size_t i = 0; i < (size_t)c.GH * c.p.input; i++) ok &= fabsf(twice.w_ih[i] - 2 * once.w_ih[i]) <= 1e-5f + 1e-5f * fabsf(once.w_ih[i]);
+            for (size_t i = 0; i < (size_t)c.GH; i++) ok &= fabsf(twice.b_hh[i] - 2 * once.b_hh[i]) <= 1e-5f + 1e-5f * fabsf(once.b_hh[i]);
+            for (size_t i = 0; i < c.nx; i++) ok &= fabsf(twice.dx[i] - 2 * once.dx[i]) <= 1e-5f + 1e-5f * fabsf(once.dx[i]);
+            CHECK(ok);
+            /* Everything optional left out: upstream gradients and outputs null. */
+            nn_rnn_grads none = {0};
+            nn_rnn_backward(NULL, NULL, NULL, &none, NULL, NULL, NULL, c.x, &c.w, saved, ws, &c.p);
+            nn_rnn_forward(o.y, NULL, NULL, NULL, c.x, NULL, NULL, &c.w, ws, &c.p);
+            free(saved); free(ws); free_outputs(&o); free_grads(&once); free_grads(&twice); free_case(&c);
+        }
     }
 }
 
