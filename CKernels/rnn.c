@@ -5,8 +5,9 @@
  * per step). Backward walks the steps in reverse, turning dh (the recurrent carry plus dy)
  * into the pre-activation gradients dG and the carry dG W_hh for the step before; after the loop,
  * dW_ih += dG^T x and dW_hh += dG^T h_prev are one GEMM each over all steps, the bias and peephole
- * gradients are column sums, and dx = dG W_ih (which the fused LSTM at full length computes in the
- * step loop instead: dx_in_loop_applies).
+ * gradients are column sums (the fused loop sums the biases of cells with one dG as it goes: bias_sums),
+ * and dx = dG W_ih (which the fused LSTM at full length computes in the step loop instead:
+ * dx_in_loop_applies).
  * Each step runs in one of two ways (nn_rnn_set_fused): by default our fused step kernel, one parallel
  * loop over blocks of hidden units whose register tiles of the product get the cell applied at once;
  * or an OpenBLAS GEMM over the batch followed by a parallel pass over the rows (the reset-before GRU,
@@ -304,6 +305,8 @@ typedef struct {
     int rec_step;        /* the step whose dG rows feed this step's carry, or -1 */
     int rows;            /* rows that ran rec_step: the running prefix, or all */
     int pointwise;       /* 0: only the carry (after step 0, for dh0) */
+    float *bsum;         /* [GH] column sums of dG over the steps run so far, each block's columns added
+                          * after its step's gate maths while they are in L1 (cells whose dgh is dgx), or null */
 } bwd_ctx;
 
 /* out[j] (and out2[j] when given) += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
@@ -455,6 +458,10 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
         NN_DISPATCH(pack_backward)(&pk);
         k.dx = dx_in_loop ? dx : NULL;
         k.pointwise = 1;
+        if (dgh == dgx && (g->b_ih || g->b_hh)) { /* the [N*H + GH] after drh, unused by the fused loop */
+            k.bsum = drh + (size_t)N * H;
+            memset(k.bsum, 0, sizeof(float) * GH);
+        }
         for (int s = steps - 1; s >= 0; s--) {
             k.s = s;
             k.rec_step = s + 1 < steps ? s + 1 : -1;
@@ -507,7 +514,12 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
      * our team (nn_sgemm_blocked): OpenBLAS's own threads would share the cores with our workers, which
      * spin for a while after the step loop, and its split between threads shows in the last bits. */
     blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
-    if (dgh == dgx) { /* the same sums for both biases: one pass */
+    if (k.bsum) {
+        for (int j = 0; j < GH; j++) {
+            if (g->b_ih) g->b_ih[j] += k.bsum[j];
+            if (g->b_hh) g->b_hh[j] += k.bsum[j];
+        }
+    } else if (dgh == dgx) { /* the same sums for both biases: one pass */
         NN_DISPATCH(column_sums)(g->b_ih, g->b_hh, dgx, GH, NULL, 0, (long)rows, GH);
     } else {
         NN_DISPATCH(column_sums)(g->b_ih, NULL, dgx, GH, NULL, 0, (long)rows, GH);
@@ -1508,6 +1520,25 @@ static void NN_L(bwd_dx_block)(const bwd_ctx *k, int xb) {
     }
 }
 
+/* Adds step k->s's dG rows to the bias sums over the block's units [j0, j1) of every gate: a separate
+ * pass over all of dG after the loop read 8 MB back from L3 (LSTM bench). Each column is summed by the
+ * one block that owns it, steps from the last, rows in order, so any thread count gives the same sums. */
+static void NN_L(bias_sums)(const bwd_ctx *k, int j0, int j1) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    for (int g = 0; g < GH / H; g++) {
+        float acc[BUB];
+        float *out = k->bsum + (size_t)g * H + j0;
+        for (int j = 0; j < j1 - j0; j++) acc[j] = out[j];
+        for (int n = 0; n < N; n++) {
+            if (k->s >= seq_len(p, n)) continue;
+            const float *row = k->dgx + ((size_t)time_of(p, k->s, n) * N + n) * GH + (size_t)g * H + j0;
+            UNITS for (int j = 0; j < j1 - j0; j++) acc[j] += row[j];
+        }
+        for (int j = 0; j < j1 - j0; j++) out[j] = acc[j];
+    }
+}
+
 /* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
  * carry is asked for) runs step k->s on them. The blocks past H's are dx's (bwd_dx_block). */
 static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
@@ -1542,6 +1573,7 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
         for (int n = 0; n < N; n++) NN_L(bwd_fast_row)(k, n, j0);
     else
         for (int n = 0; n < N; n++) NN_L(bwd_units)(k, n, j0, j1);
+    if (k->bsum) NN_L(bias_sums)(k, j0, j1);
 }
 
 static void NN_L(bwd_blocks)(const bwd_ctx *k) {
