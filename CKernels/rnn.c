@@ -1,10 +1,13 @@
 /* Recurrent layers through time, forward and backward (shapes, cells and conventions in include/rnn.h).
  *
- * Forward: gx = x W_ih^T + b_ih for all steps in one OpenBLAS GEMM; then per step the recurrent product
- * h W_hh^T and the cell. Backward walks the steps in reverse, turning dh (the recurrent carry plus dy)
+ * Forward: gx = x W_ih^T + b_ih for all steps in one GEMM; then per step the recurrent product
+ * h W_hh^T and the cell (the folded LSTM forward, folded_applies, instead computes [x_t, h] [W_ih, W_hh]^T
+ * per step). Backward walks the steps in reverse, turning dh (the recurrent carry plus dy)
  * into the pre-activation gradients dG and the carry dG W_hh for the step before; after the loop,
  * dW_ih += dG^T x and dW_hh += dG^T h_prev are one GEMM each over all steps, the bias and peephole
- * gradients are column sums, and dx = dG W_ih.
+ * gradients are column sums (the fused loop sums the biases of cells with one dG as it goes: bias_sums),
+ * and dx = dG W_ih (which the fused LSTM at full length computes in the step loop instead:
+ * dx_in_loop_applies).
  * Each step runs in one of two ways (nn_rnn_set_fused): by default our fused step kernel, one parallel
  * loop over blocks of hidden units whose register tiles of the product get the cell applied at once;
  * or an OpenBLAS GEMM over the batch followed by a parallel pass over the rows (the reset-before GRU,
@@ -170,8 +173,11 @@ typedef struct {
     float *y;
     float *hprev, *act, *cprev, *cnew; /* saved, [T, N, .], or null for inference */
     /* fused path */
-    const float *packed; /* W_hh in unit blocks (pack_forward) */
+    const float *packed; /* W_hh in unit blocks (pack_forward), W_ih above it when folded */
     int rows;            /* rows whose recurrent product is computed: the running prefix, or all */
+    int folded;          /* the step's product covers the input projection (folded_applies): gx unused */
+    const float *x;      /* folded: [T, N, D] inputs, read by the step's product */
+    int D;               /* folded: input width; 0 when the projection ran before the loop */
 } fwd_ctx;
 
 /* Row pointers of one forward step: h is written (hin read where the cell needs h_prev), y is written
@@ -210,17 +216,40 @@ static int fused_applies(const nn_rnn_params *p) {
     return __atomic_load_n(&use_fused, __ATOMIC_RELAXED) && p->cell != NN_CELL_GRU_RESET_BEFORE;
 }
 
+/* Whether the fused forward of the standard LSTM takes the input projection into each step's product
+ * (K = D + H, W_ih packed above W_hh in each block's panel) instead of one GEMM before the loop: every
+ * block then is a whole vector of units at every level (H a multiple of 16), so each block's cell reads
+ * its gates straight from the tile. Measured on the LSTM bench (2 threads, AVX-512): the projection as
+ * a GEMM took 2.9 of the forward's 9.4 ms, a third more than its share of multiply-adds, and its
+ * [T, N, 4H] result went through memory once each way; folded, the forward took 16.3 ms of CPU on one
+ * thread against 17.9 (input 64: 13.9 against 14.9; 256: 21.2 against 22.5). The GRU's n gate needs its input and recurrent
+ * sums apart, and the other cells have partial blocks, so they keep the GEMM. */
+static int folded_applies(const nn_rnn_params *p) {
+    return fused_applies(p) && p->cell == NN_CELL_LSTM && p->hidden % 16 == 0;
+}
+
+/* Whether the fused backward computes dx = dG W_ih in its step loop, each step's rows as soon as they
+ * are known, on the same tiles as the carry dG W_hh (extra blocks of the step's parallel loop over the
+ * columns of W_ih), rather than as one OpenBLAS product after the loop: the LSTM whose forward is
+ * folded, at full length (every row then has dx to compute at every step). */
+static int dx_in_loop_applies(const nn_rnn_params *p) { return folded_applies(p) && !p->lengths; }
+/* Measured on the LSTM bench's backward, one thread: 37.0 ms against 38.6 (best of 60), 42.3 against
+ * 43.3 (median); input 256 over 100 steps: 74.2 against 76.4. */
+
 /* W_hh packed for either direction of the step at any level: blocks of at most 64 units forward (4
- * vectors of 16) and 32 backward, zero-padded past H. */
+ * vectors of 16) and 32 backward, zero-padded past H; the folded forward packs W_ih above it, and the
+ * backward that computes dx in its loop packs W_ih after it. */
 static size_t fused_packed_size(const nn_rnn_params *p) {
     const size_t gh = (size_t)nn_rnn_gate_count(p->cell) * p->hidden;
-    return gh * (size_t)((p->hidden + 63) / 64 * 64);
+    return gh * (size_t)((p->hidden + 63) / 64 * 64 + (folded_applies(p) ? (p->input + 63) / 64 * 64 : 0));
 }
 
 typedef struct {
-    const float *w_hh;
+    const float *w_ih, *w_hh;
     float *packed;
     int G, H;
+    int D;              /* the folded forward's input rows above W_hh's; backward: W_ih's columns packed
+                         * after W_hh's (dx in the loop); 0 otherwise */
 } pack_ctx;
 
 /* A product C [m, n] = A B (+ bias) on the step kernel's tiles: A(i, k) = a[i*lda + k],
@@ -270,10 +299,14 @@ typedef struct {
     float *dc;      /* [N, H] cell gradient carry (LSTM), in place */
     float *drh;     /* [N, H] reset-before GRU: gradient of r * h_prev */
     /* fused path */
-    const float *packed; /* W_hh in blocks of BUB columns (pack_backward_block) */
+    const float *packed; /* W_hh in blocks of BUB columns (pack_backward_block), then W_ih's when dx is
+                          * computed in the loop */
+    float *dx;           /* [T, N, D]: dx of rec_step's rows, written in the loop (dx_in_loop_applies), or null */
     int rec_step;        /* the step whose dG rows feed this step's carry, or -1 */
     int rows;            /* rows that ran rec_step: the running prefix, or all */
     int pointwise;       /* 0: only the carry (after step 0, for dh0) */
+    float *bsum;         /* [GH] column sums of dG over the steps run so far, each block's columns added
+                          * after its step's gate maths while they are in L1 (cells whose dgh is dgx), or null */
 } bwd_ctx;
 
 /* out[j] (and out2[j] when given) += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
@@ -299,8 +332,12 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     if (c0 && is_lstm(p->cell)) memcpy(c, c0, sizeof(float) * N * H); else memset(c, 0, sizeof(float) * N * H);
     if (w->b_hh) memcpy(bh, w->b_hh, sizeof(float) * GH); else memset(bh, 0, sizeof(float) * GH);
 
-    const int fused = fused_applies(p);
-    if (rows > 0 && fused) {
+    const int fused = fused_applies(p), folded = folded_applies(p);
+    if (folded && w->b_ih) /* the step adds both biases at once */
+        for (int j = 0; j < GH; j++) bh[j] += w->b_ih[j];
+    if (rows > 0 && folded) {
+        /* the step's product covers the projection */
+    } else if (rows > 0 && fused) {
         /* B(k, j) = W_ih[j, k]: W_ih^T. */
         const rnn_gemm g = {.m = (int)rows, .n = GH, .k = D, .a = x, .lda = D, .b = w->w_ih, .bk = 1, .bj = D,
                             .c = gx, .ldc = GH, .bias = w->b_ih, .panels = panels};
@@ -312,7 +349,8 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     }
 
     fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
-                 .c = c, .rh = rh, .y = y, .packed = packed};
+                 .c = c, .rh = rh, .y = y, .packed = packed, .folded = folded, .x = x,
+                 .D = folded ? D : 0};
     if (saved) {
         k.hprev = saved;
         k.act = saved + rows * H;
@@ -331,7 +369,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     const int steps = max_len(p, &sorted);
     const float *final = h;
     if (fused && steps > 0) {
-        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
+        const pack_ctx pk = {.w_ih = w->w_ih, .w_hh = w->w_hh, .packed = packed, .G = G, .H = H, .D = k.D};
         NN_DISPATCH(pack_forward)(&pk);
         float *other = rh; /* the state alternates between h and rh: blocks read all of one, write the other */
         for (int s = 0; s < steps; s++) {
@@ -414,10 +452,16 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
 
     int sorted;
     const int steps = max_len(p, &sorted);
+    const int dx_in_loop = fused && steps > 0 && dx && dx_in_loop_applies(p);
     if (fused && steps > 0) {
-        const pack_ctx pk = {.w_hh = w->w_hh, .packed = packed, .G = G, .H = H};
+        const pack_ctx pk = {.w_ih = w->w_ih, .w_hh = w->w_hh, .packed = packed, .G = G, .H = H, .D = dx_in_loop ? D : 0};
         NN_DISPATCH(pack_backward)(&pk);
+        k.dx = dx_in_loop ? dx : NULL;
         k.pointwise = 1;
+        if (dgh == dgx && (g->b_ih || g->b_hh)) { /* the [N*H + GH] after drh, unused by the fused loop */
+            k.bsum = drh + (size_t)N * H;
+            memset(k.bsum, 0, sizeof(float) * GH);
+        }
         for (int s = steps - 1; s >= 0; s--) {
             k.s = s;
             k.rec_step = s + 1 < steps ? s + 1 : -1;
@@ -469,8 +513,13 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
      * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). They run as single-threaded calls on
      * our team (nn_sgemm_blocked): OpenBLAS's own threads would share the cores with our workers, which
      * spin for a while after the step loop, and its split between threads shows in the last bits. */
-    blas_products(dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
-    if (dgh == dgx) { /* the same sums for both biases: one pass */
+    blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
+    if (k.bsum) {
+        for (int j = 0; j < GH; j++) {
+            if (g->b_ih) g->b_ih[j] += k.bsum[j];
+            if (g->b_hh) g->b_hh[j] += k.bsum[j];
+        }
+    } else if (dgh == dgx) { /* the same sums for both biases: one pass */
         NN_DISPATCH(column_sums)(g->b_ih, g->b_hh, dgx, GH, NULL, 0, (long)rows, GH);
     } else {
         NN_DISPATCH(column_sums)(g->b_ih, NULL, dgx, GH, NULL, 0, (long)rows, GH);
@@ -1079,15 +1128,17 @@ static void NN_L(gemm)(const rnn_gemm *g) {
     for (int k0 = 0; k0 == 0 || k0 < g->k; k0 += KC) NN_L(gemm_chunk)(g, k0);
 }
 
-/* Forward block jb: [H][G*ub], column g*ub + u holding W_hh row g*H + jb*ub + u (zero past H). */
+/* Forward block jb: [D + H][G*ub], column g*ub + u holding W_ih row g*H + jb*ub + u in its first D rows
+ * (folded; D = 0 otherwise) and that row of W_hh in the next H (zero past H). */
 static void NN_L(pack_forward_block)(const pack_ctx *k, int jb) {
-    const int H = k->H, G = k->G, ub = FWD_UB(G), width = G * ub;
-    float *dst = k->packed + (size_t)jb * H * width;
+    const int H = k->H, D = k->D, G = k->G, ub = FWD_UB(G), width = G * ub;
+    float *dst = k->packed + (size_t)jb * (D + H) * width;
     for (int g = 0; g < G; g++)
         for (int u = 0; u < ub; u++) {
             const int j = jb * ub + u;
-            const float *src = k->w_hh + ((size_t)g * H + j) * H;
-            for (int q = 0; q < H; q++) dst[(size_t)q * width + g * ub + u] = j < H ? src[q] : 0.0f;
+            const float *src_x = k->w_ih + ((size_t)g * H + j) * D, *src = k->w_hh + ((size_t)g * H + j) * H;
+            for (int q = 0; q < D; q++) dst[(size_t)q * width + g * ub + u] = j < H ? src_x[q] : 0.0f;
+            for (int q = 0; q < H; q++) dst[(size_t)(D + q) * width + g * ub + u] = j < H ? src[q] : 0.0f;
         }
 }
 
@@ -1097,19 +1148,22 @@ static void NN_L(pack_forward)(const pack_ctx *k) {
     for (int jb = 0; jb < blocks; jb++) NN_L(pack_forward_block)(k, jb);
 }
 
-/* Backward block jb: [G*H][BUB], row q holding W_hh[q, jb*BUB ..] (zero past H). */
+/* Backward block jb: [G*H][BUB], row q holding W_hh[q, jb*BUB ..] (zero past H); the blocks after
+ * W_hh's hold W_ih's columns the same way (zero past D). */
 static void NN_L(pack_backward_block)(const pack_ctx *k, int jb) {
-    const int H = k->H, GH = k->G * H, j0 = jb * BUB, cnt = H - j0 < BUB ? H - j0 : BUB;
+    const int H = k->H, GH = k->G * H, hb = (H + BUB - 1) / BUB, of_x = jb >= hb;
+    const int width = of_x ? k->D : H, j0 = (of_x ? jb - hb : jb) * BUB, cnt = width - j0 < BUB ? width - j0 : BUB;
+    const float *w = of_x ? k->w_ih : k->w_hh;
     float *dst = k->packed + (size_t)jb * GH * BUB;
     for (int q = 0; q < GH; q++) {
-        for (int u = 0; u < cnt; u++) dst[(size_t)q * BUB + u] = k->w_hh[(size_t)q * H + j0 + u];
+        for (int u = 0; u < cnt; u++) dst[(size_t)q * BUB + u] = w[(size_t)q * width + j0 + u];
         for (int u = cnt; u < BUB; u++) dst[(size_t)q * BUB + u] = 0.0f;
     }
 }
 
 static void NN_L(pack_backward)(const pack_ctx *k) {
-    const int blocks = (k->H + BUB - 1) / BUB;
-    NN_PARALLEL_FOR_IF((long)k->G * k->H * k->H >= NN_PARALLEL_MIN)
+    const int blocks = (k->H + BUB - 1) / BUB + (k->D + BUB - 1) / BUB;
+    NN_PARALLEL_FOR_IF((long)k->G * k->H * (k->H + k->D) >= NN_PARALLEL_MIN)
     for (int jb = 0; jb < blocks; jb++) NN_L(pack_backward_block)(k, jb);
 }
 
@@ -1123,7 +1177,8 @@ static void NN_L(fwd_prefetch)(const fwd_ctx *k, int n0, int n1, int j0) {
     for (int n = n0; n < n1; n++) {
         if (k->s >= seq_len(p, n)) continue;
         const size_t tn = (size_t)time_of(p, k->s, n) * p->batch + n;
-        for (int g = 0; g < G; g++) __builtin_prefetch(k->gx + tn * k->GH + (size_t)g * k->H + j0);
+        if (!k->folded)
+            for (int g = 0; g < G; g++) __builtin_prefetch(k->gx + tn * k->GH + (size_t)g * k->H + j0);
         __builtin_prefetch(k->y + tn * p->ldy + j0, 1);
         if (k->act)
             for (int g = 0; g < G; g++) __builtin_prefetch(k->act + tn * k->S + (size_t)g * k->H + j0, 1);
@@ -1170,10 +1225,13 @@ static void NN_L(fwd_fast_row)(const fwd_ctx *k, int n, int j0, const float *o) 
     if (k->hprev) vstore(k->hprev + tn * H + j0, hp);
     if (p->cell == NN_CELL_LSTM) {
         float *c = k->c + (size_t)n * H + j0;
-        const vf i = NN_L(vsigmoid)(vload(gx) + vload(o) + vload(bh));
-        const vf f = NN_L(vsigmoid)(vload(gx + H) + vload(o + VW) + vload(bh + H));
-        const vf g = NN_L(vtanh)(vload(gx + 2 * H) + vload(o + 2 * VW) + vload(bh + 2 * H));
-        const vf og = NN_L(vsigmoid)(vload(gx + 3 * H) + vload(o + 3 * VW) + vload(bh + 3 * H));
+        vf pre[4]; /* folded: the tile's sums already hold the input's part, bh both biases */
+        for (int q = 0; q < 4; q++)
+            pre[q] = k->folded ? vload(o + q * VW) + vload(bh + q * H) : vload(gx + q * H) + vload(o + q * VW) + vload(bh + q * H);
+        const vf i = NN_L(vsigmoid)(pre[0]);
+        const vf f = NN_L(vsigmoid)(pre[1]);
+        const vf g = NN_L(vtanh)(pre[2]);
+        const vf og = NN_L(vsigmoid)(pre[3]);
         const vf cp = vload(c), cn = f * cp + i * g, hv = og * NN_L(vtanh)(cn);
         vstore(c, cn);
         vstore(h + j0, hv);
@@ -1198,9 +1256,10 @@ static void NN_L(fwd_fast_row)(const fwd_ctx *k, int n, int j0, const float *o) 
 /* Forward block jb of step k->s: the block's recurrent products for the running rows, then the cell on
  * the block's units of every row. */
 static void NN_L(fwd_block)(const fwd_ctx *k, int jb) {
-    const int H = k->H, GH = k->GH, G = GH / H, ub = FWD_UB(G), nv = G * ub / VW;
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, GH = k->GH, G = GH / H, ub = FWD_UB(G), nv = G * ub / VW, D = k->D;
     const int j0 = jb * ub, j1 = j0 + ub < H ? j0 + ub : H;
-    const float *panel = k->packed + (size_t)jb * H * G * ub;
+    const float *panel = k->packed + (size_t)jb * (D + H) * G * ub;
     const int fast = j1 - j0 == VW && ub == VW && (k->p->cell == NN_CELL_LSTM || k->p->cell == NN_CELL_GRU);
     /* Rows in groups of FRG tiles; each group runs over the panel one FKC chunk at a time, so the chunk
      * (FKC x 4 vectors: 16 KB on AVX-512) is read from L1 by every tile of the group rather than the
@@ -1209,15 +1268,22 @@ static void NN_L(fwd_block)(const fwd_ctx *k, int jb) {
     for (int g0 = 0; g0 < k->rows; g0 += FRG * FMR) {
         const int grows = k->rows - g0 < FRG * FMR ? k->rows - g0 : FRG * FMR;
         if (fast) NN_L(fwd_prefetch)(k, g0, g0 + grows, j0);
-        for (int k0 = 0; k0 < H; k0 += FKC) {
-            const int kc = H - k0 < FKC ? H - k0 : FKC;
+        /* K runs over the inputs x_t (folded) then h; no chunk straddles the two. */
+        for (int k0 = 0; k0 < D + H; k0 += FKC) {
+            const int end = k0 < D ? D : D + H, kc = end - k0 < FKC ? end - k0 : FKC;
             for (int r0 = 0; r0 < grows; r0 += FMR) {
                 const int mr = grows - r0 < FMR ? grows - r0 : FMR;
                 const float *a[TMR];
-                for (int r = 0; r < mr; r++) a[r] = k->hin + (size_t)(g0 + r0 + r) * H + k0;
+                for (int r = 0; r < mr; r++) {
+                    const int n = g0 + r0 + r;
+                    if (k0 >= D) a[r] = k->hin + (size_t)n * H + (k0 - D);
+                    /* A row past its length reads any valid input: its cell only carries the state over. */
+                    else a[r] = k->x + (k->s < seq_len(p, n) ? ((size_t)time_of(p, k->s, n) * p->batch + n) * D : 0) + k0;
+                }
                 if (k0 == 0) NN_L(tile)(mr, nv, kc, a, panel, out + r0 * nv * VW);
                 else NN_L(tile_more)(mr, nv, kc, a, panel + (size_t)k0 * G * ub, out + r0 * nv * VW);
             }
+            if (end - k0 <= FKC) k0 = end - FKC; /* the next chunk starts at end */
         }
         if (fast) {
             for (int r = 0; r < grows; r++) NN_L(fwd_fast_row)(k, g0 + r, j0, out + r * nv * VW);
@@ -1428,11 +1494,60 @@ static void NN_L(bwd_fast_row)(const bwd_ctx *k, int n, int j0) {
     }
 }
 
+/* dx block xb (dx in the loop): dx of rec_step's rows over columns xb*BUB .. of W_ih, from their dG. */
+static void NN_L(bwd_dx_block)(const bwd_ctx *k, int xb) {
+    const nn_rnn_params *p = k->p;
+    if (k->rec_step < 0) return;
+    const int GH = k->GH, N = p->batch, D = p->input, hb = (k->H + BUB - 1) / BUB;
+    const int d0 = xb * BUB, d1 = d0 + BUB < D ? d0 + BUB : D;
+    const float *panel = k->packed + (size_t)(hb + xb) * GH * BUB;
+    const size_t t = (size_t)time_of(p, k->rec_step, 0); /* every row at full length: one time per step */
+    float out[TMR * 2 * VW];
+    for (int r0 = 0; r0 < N; r0 += BMR) {
+        const int mr = N - r0 < BMR ? N - r0 : BMR;
+        const float *a[TMR];
+        for (int r = 0; r < mr; r++) a[r] = k->dgx + (t * N + r0 + r) * GH;
+        NN_L(tile)(mr, BUB / VW, GH, a, panel, out);
+        for (int r = 0; r < mr; r++) {
+            float *dx = k->dx + (t * N + r0 + r) * D;
+            const float *o = out + r * BUB - d0;
+            if (p->accumulate_dx) {
+                for (int d = d0; d < d1; d++) dx[d] += o[d];
+            } else {
+                for (int d = d0; d < d1; d++) dx[d] = o[d];
+            }
+        }
+    }
+}
+
+/* Adds step k->s's dG rows to the bias sums over the block's units [j0, j1) of every gate: a separate
+ * pass over all of dG after the loop read 8 MB back from L3 (LSTM bench). Each column is summed by the
+ * one block that owns it, steps from the last, rows in order, so any thread count gives the same sums. */
+static void NN_L(bias_sums)(const bwd_ctx *k, int j0, int j1) {
+    const nn_rnn_params *p = k->p;
+    const int H = k->H, GH = k->GH, N = p->batch;
+    for (int g = 0; g < GH / H; g++) {
+        float acc[BUB];
+        float *out = k->bsum + (size_t)g * H + j0;
+        for (int j = 0; j < j1 - j0; j++) acc[j] = out[j];
+        for (int n = 0; n < N; n++) {
+            if (k->s >= seq_len(p, n)) continue;
+            const float *row = k->dgx + ((size_t)time_of(p, k->s, n) * N + n) * GH + (size_t)g * H + j0;
+            UNITS for (int j = 0; j < j1 - j0; j++) acc[j] += row[j];
+        }
+        for (int j = 0; j < j1 - j0; j++) out[j] = acc[j];
+    }
+}
+
 /* Backward block jb: adds dG(rec_step) W_hh to the block's units of the carry, then (unless only the
- * carry is asked for) runs step k->s on them. */
+ * carry is asked for) runs step k->s on them. The blocks past H's are dx's (bwd_dx_block). */
 static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
     const nn_rnn_params *p = k->p;
     const int H = k->H, GH = k->GH, N = p->batch;
+    if (jb >= (H + BUB - 1) / BUB) {
+        NN_L(bwd_dx_block)(k, jb - (H + BUB - 1) / BUB);
+        return;
+    }
     const int j0 = jb * BUB, j1 = j0 + BUB < H ? j0 + BUB : H;
     const float *panel = k->packed + (size_t)jb * GH * BUB;
     const int fast = k->pointwise && j1 - j0 == BUB && !k->dgs && (p->cell == NN_CELL_LSTM || p->cell == NN_CELL_GRU);
@@ -1458,10 +1573,11 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
         for (int n = 0; n < N; n++) NN_L(bwd_fast_row)(k, n, j0);
     else
         for (int n = 0; n < N; n++) NN_L(bwd_units)(k, n, j0, j1);
+    if (k->bsum) NN_L(bias_sums)(k, j0, j1);
 }
 
 static void NN_L(bwd_blocks)(const bwd_ctx *k) {
-    const int blocks = (k->H + BUB - 1) / BUB;
+    const int blocks = (k->H + BUB - 1) / BUB + (k->dx ? (k->p->input + BUB - 1) / BUB : 0);
     NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
     for (int jb = 0; jb < blocks; jb++) NN_L(bwd_block)(k, jb);
 }

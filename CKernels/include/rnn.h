@@ -32,7 +32,8 @@
  * one product for the recurrent part with the cell applied to it; backward reuses the gate activations
  * saved by forward and accumulates the weight gradients with one product over all steps after the loop.
  * By default (nn_rnn_set_fused) the projection and each step run on our register tiles in one OpenMP
- * team, the step fused with the cell; the products after the backward loop are single-threaded OpenBLAS
+ * team, the step fused with the cell (the standard LSTM with H a multiple of 16 takes each step's input
+ * into that step's product instead of a projection before the loop); the products after the backward loop are single-threaded OpenBLAS
  * calls on fixed blocks run by our team (nn_sgemm_blocked), so every result is bit-identical for any
  * thread count, whichever core OpenBLAS chose its kernels for.
  */

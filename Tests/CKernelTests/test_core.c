@@ -23,10 +23,11 @@ static void test_sgemm(void) {
 }
 
 /* nn_sgemm_blocked: the reference's values, and the same bits on 1, 2 and 3 threads, for shapes cut by
- * rows (tall) and by columns (wide), with transposes and a ragged last block. */
+ * rows (tall) and by columns (wide), with transposes and a ragged last block; the last shape is large
+ * enough to be cut into 4 blocks rather than 8. */
 static void test_sgemm_blocked(void) {
-    static const int shapes[3][3] = {{300, 40, 70}, {20, 333, 45}, {9, 7, 5}};
-    for (int s = 0; s < 3; s++)
+    static const int shapes[4][3] = {{300, 40, 70}, {20, 333, 45}, {9, 7, 5}, {520, 64, 2050}};
+    for (int s = 0; s < 4; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];

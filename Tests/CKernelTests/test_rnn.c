@@ -158,44 +158,56 @@ static void check_against_ref(nn_rnn_cell cell, int T, int N, int D, int H, int 
 
 static void test_against_reference(void) {
     const long unsorted[5] = {3, 7, 1, 7, 5}, sorted[5] = {7, 6, 4, 2, 1};
-    for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
-        for (int reverse = 0; reverse <= 1; reverse++) {
-            check_against_ref(cell, 7, 5, 6, 9, reverse, NULL, 9, 1, "full");
-            check_against_ref(cell, 7, 5, 6, 9, reverse, unsorted, 9, 1, "unsorted lengths");
-            check_against_ref(cell, 7, 5, 6, 9, reverse, sorted, 9, 1, "sorted lengths");
-            check_against_ref(cell, 4, 3, 5, 17, reverse, NULL, 40, 0, "strided output, no bias");
-            check_against_ref(cell, 1, 1, 3, 1, reverse, NULL, 1, 1, "one step, one unit");
+    /* The second round has H a multiple of 16: the standard LSTM's forward then takes the input
+     * projection into each step's product. */
+    for (int whole = 0; whole <= 1; whole++) {
+        const int H = whole ? 32 : 9, Hs = whole ? 16 : 17, Ds = whole ? 100 : 5, ldys = whole ? 20 : 40;
+        for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
+            for (int reverse = 0; reverse <= 1; reverse++) {
+                check_against_ref(cell, 7, 5, 6, H, reverse, NULL, H, 1, "full");
+                check_against_ref(cell, 7, 5, 6, H, reverse, unsorted, H, 1, "unsorted lengths");
+                check_against_ref(cell, 7, 5, 6, H, reverse, sorted, H, 1, "sorted lengths");
+                check_against_ref(cell, 4, 3, Ds, Hs, reverse, NULL, ldys, 0, "strided output, no bias");
+                if (!whole) check_against_ref(cell, 1, 1, 3, 1, reverse, NULL, 1, 1, "one step, one unit");
+            }
+            if (whole) {
+                check_against_ref(cell, 3, 2, 0, 16, 0, NULL, 16, 1, "no input features");
+                continue;
+            }
+            check_against_ref(cell, 0, 3, 4, 5, 0, NULL, 5, 1, "no steps");
+            check_against_ref(cell, 3, 0, 4, 5, 0, NULL, 5, 1, "empty batch");
+            check_against_ref(cell, 3, 2, 0, 5, 1, NULL, 5, 1, "no input features");
+            check_against_ref(cell, 9, 40, 20, 33, 0, NULL, 33, 1, "parallel rows");
+            check_against_ref(cell, 3, 5, 600, 7, 1, NULL, 7, 1, "input wider than a K chunk");
         }
-        check_against_ref(cell, 0, 3, 4, 5, 0, NULL, 5, 1, "no steps");
-        check_against_ref(cell, 3, 0, 4, 5, 0, NULL, 5, 1, "empty batch");
-        check_against_ref(cell, 3, 2, 0, 5, 1, NULL, 5, 1, "no input features");
-        check_against_ref(cell, 9, 40, 20, 33, 0, NULL, 33, 1, "parallel rows");
-        check_against_ref(cell, 3, 5, 600, 7, 1, NULL, 7, 1, "input wider than a K chunk");
     }
 }
 
 /* Backward accumulates into parameter gradients (and into dx when asked); null outputs are skipped. */
 static void test_accumulate(void) {
-    for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
-        rnn_case c = make_case(cell, 5, 3, 4, 6, 1, NULL, 6, 1, 0.5f);
-        outputs o = make_outputs(&c);
-        grads once = make_grads(&c), twice = make_grads(&c);
-        float *saved = nan_buffer(nn_rnn_saved_size(&c.p)), *ws = nan_buffer(nn_rnn_workspace_size(&c.p));
-        nn_rnn_forward(o.y, o.h_n, o.c_n, saved, c.x, c.h0, c.c0, &c.w, ws, &c.p);
-        nn_rnn_backward(once.dx, once.dh0, once.dc0, &once.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        c.p.accumulate_dx = 1;
-        nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
-        int ok = 1;
-        for (size_t i = 0; i < (size_t)c.GH * c.p.input; i++) ok &= fabsf(twice.w_ih[i] - 2 * once.w_ih[i]) <= 1e-5f + 1e-5f * fabsf(once.w_ih[i]);
-        for (size_t i = 0; i < (size_t)c.GH; i++) ok &= fabsf(twice.b_hh[i] - 2 * once.b_hh[i]) <= 1e-5f + 1e-5f * fabsf(once.b_hh[i]);
-        for (size_t i = 0; i < c.nx; i++) ok &= fabsf(twice.dx[i] - 2 * once.dx[i]) <= 1e-5f + 1e-5f * fabsf(once.dx[i]);
-        CHECK(ok);
-        /* Everything optional left out: upstream gradients and outputs null. */
-        nn_rnn_grads none = {0};
-        nn_rnn_backward(NULL, NULL, NULL, &none, NULL, NULL, NULL, c.x, &c.w, saved, ws, &c.p);
-        nn_rnn_forward(o.y, NULL, NULL, NULL, c.x, NULL, NULL, &c.w, ws, &c.p);
-        free(saved); free(ws); free_outputs(&o); free_grads(&once); free_grads(&twice); free_case(&c);
+    /* H = 16: whole vector blocks (the LSTM then computes dx in its backward loop). */
+    for (int H = 6; H <= 16; H += 10) {
+        for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
+            rnn_case c = make_case(cell, 5, 3, 4, H, 1, NULL, H, 1, 0.5f);
+            outputs o = make_outputs(&c);
+            grads once = make_grads(&c), twice = make_grads(&c);
+            float *saved = nan_buffer(nn_rnn_saved_size(&c.p)), *ws = nan_buffer(nn_rnn_workspace_size(&c.p));
+            nn_rnn_forward(o.y, o.h_n, o.c_n, saved, c.x, c.h0, c.c0, &c.w, ws, &c.p);
+            nn_rnn_backward(once.dx, once.dh0, once.dc0, &once.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            c.p.accumulate_dx = 1;
+            nn_rnn_backward(twice.dx, twice.dh0, twice.dc0, &twice.g, c.dy, c.dh_n, c.dc_n, c.x, &c.w, saved, ws, &c.p);
+            int ok = 1;
+            for (size_t i = 0; i < (size_t)c.GH * c.p.input; i++) ok &= fabsf(twice.w_ih[i] - 2 * once.w_ih[i]) <= 1e-5f + 1e-5f * fabsf(once.w_ih[i]);
+            for (size_t i = 0; i < (size_t)c.GH; i++) ok &= fabsf(twice.b_hh[i] - 2 * once.b_hh[i]) <= 1e-5f + 1e-5f * fabsf(once.b_hh[i]);
+            for (size_t i = 0; i < c.nx; i++) ok &= fabsf(twice.dx[i] - 2 * once.dx[i]) <= 1e-5f + 1e-5f * fabsf(once.dx[i]);
+            CHECK(ok);
+            /* Everything optional left out: upstream gradients and outputs null. */
+            nn_rnn_grads none = {0};
+            nn_rnn_backward(NULL, NULL, NULL, &none, NULL, NULL, NULL, c.x, &c.w, saved, ws, &c.p);
+            nn_rnn_forward(o.y, NULL, NULL, NULL, c.x, NULL, NULL, &c.w, ws, &c.p);
+            free(saved); free(ws); free_outputs(&o); free_grads(&once); free_grads(&twice); free_case(&c);
+        }
     }
 }
 
@@ -204,24 +216,27 @@ static void test_thread_independence(void) {
     const long lengths[6] = {9, 3, 12, 12, 1, 7};
     for (int cell = NN_CELL_RNN_TANH; cell <= NN_CELL_GRU_SIMPLE; cell++) {
         for (int reverse = 0; reverse <= 1; reverse++) {
-            rnn_case c = make_case(cell, 12, 6, 24, 70, reverse, reverse ? lengths : NULL, 70, 1, 0.3f);
-            outputs o1 = make_outputs(&c), o2 = make_outputs(&c);
-            grads g1 = make_grads(&c), g2 = make_grads(&c);
-            nn_set_num_threads(1);
-            run_fast(&c, &o1, &g1);
-            nn_set_num_threads(2);
-            run_fast(&c, &o2, &g2);
-            nn_set_num_threads(0);
-            char m[200];
-            snprintf(m, sizeof m, "%s threads y", cell_name(cell));
-            ctest_equal_bits(m, o1.y, o2.y, c.ny);
-            snprintf(m, sizeof m, "%s threads dx", cell_name(cell));
-            ctest_equal_bits(m, g1.dx, g2.dx, c.nx);
-            snprintf(m, sizeof m, "%s threads dw_hh", cell_name(cell));
-            ctest_equal_bits(m, g1.w_hh, g2.w_hh, (size_t)c.GH * c.p.hidden);
-            snprintf(m, sizeof m, "%s threads db_ih", cell_name(cell));
-            ctest_equal_bits(m, g1.b_ih, g2.b_ih, c.GH);
-            free_outputs(&o1); free_outputs(&o2); free_grads(&g1); free_grads(&g2); free_case(&c);
+            for (int wide = 0; wide <= 1; wide++) { /* H = 48: whole vector blocks */
+                const int H = wide ? 48 : 70;
+                rnn_case c = make_case(cell, 12, 6, 24, H, reverse, reverse ? lengths : NULL, H, 1, 0.3f);
+                outputs o1 = make_outputs(&c), o2 = make_outputs(&c);
+                grads g1 = make_grads(&c), g2 = make_grads(&c);
+                nn_set_num_threads(1);
+                run_fast(&c, &o1, &g1);
+                nn_set_num_threads(2);
+                run_fast(&c, &o2, &g2);
+                nn_set_num_threads(0);
+                char m[200];
+                snprintf(m, sizeof m, "%s threads y", cell_name(cell));
+                ctest_equal_bits(m, o1.y, o2.y, c.ny);
+                snprintf(m, sizeof m, "%s threads dx", cell_name(cell));
+                ctest_equal_bits(m, g1.dx, g2.dx, c.nx);
+                snprintf(m, sizeof m, "%s threads dw_hh", cell_name(cell));
+                ctest_equal_bits(m, g1.w_hh, g2.w_hh, (size_t)c.GH * c.p.hidden);
+                snprintf(m, sizeof m, "%s threads db_ih", cell_name(cell));
+                ctest_equal_bits(m, g1.b_ih, g2.b_ih, c.GH);
+                free_outputs(&o1); free_outputs(&o2); free_grads(&g1); free_grads(&g2); free_case(&c);
+            }
         }
     }
 }
