@@ -325,7 +325,7 @@ size_t nn_conv2d_workspace_size_with(const nn_conv2d_params *p, nn_conv2d_algori
     assert(nn_conv2d_algorithm_applies(p, a));
     if (a == NN_CONV2D_AUTO) a = nn_conv2d_auto_algorithm(p);
     switch (a) {
-    case NN_CONV2D_WINOGRAD: { /* the weight gradient runs the direct grid kernel after it */
+    case NN_CONV2D_WINOGRAD: { /* the direct kernel stands in for a source holding Inf or NaN */
         const size_t wino = nn_conv2d_winograd_workspace_size(p, 2), direct = direct_workspace(p);
         return wino > direct ? wino : direct;
     }
@@ -1223,6 +1223,11 @@ static void NN_L(backward)(float *dx, float *dw, float *db, const float *dy, con
         dx_done = 1;
         dx = NULL;
     }
+    if (algo == NN_CONV2D_WINOGRAD && dw && nn_conv2d_winograd_backward_weights(dw, dy, x, workspace, p)) {
+        dw_done = 1; /* x or dy holding Inf or NaN leaves dw to the direct kernel */
+        dw = NULL;
+    }
+    if (!dx && !dw) return;
     if (algo != NN_CONV2D_IM2COL && grid_path(p)) {
         const grid_geom gm = grid_geometry(p);
         const int grid_dx = dx && gm.dx_ok;

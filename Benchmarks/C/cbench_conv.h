@@ -48,6 +48,15 @@ static void conv_bench_forward_backward(void) {
                             cb_conv.algo);
 }
 
+/* The weight gradient alone, by the direct kernel and by Winograd F(2x2): the two in one run. */
+static void conv_bench_wgrad_direct(void) {
+    nn_conv2d_backward_with(NULL, cb_conv.dw, NULL, cb_conv.dy, cb_conv.x, cb_conv.w, cb_conv.ws, &cb_conv.p,
+                            NN_CONV2D_DIRECT);
+}
+static void conv_bench_wgrad_winograd(void) {
+    nn_conv2d_winograd_backward_weights(cb_conv.dw, cb_conv.dy, cb_conv.x, cb_conv.ws, &cb_conv.p);
+}
+
 static void conv_small_setup(void) { conv_bench_setup(32, 3, 32, 16, 3, 1, 1); }
 static void conv_mid_setup(void) { conv_bench_setup(32, 64, 28, 64, 3, 1, 1); }
 static void conv_1x1_setup(void) { conv_bench_setup(32, 128, 14, 64, 1, 1, 0); }
@@ -87,6 +96,10 @@ static void conv_stem_im2col_setup(void) { conv_bench_setup_with(8, 3, 112, 64, 
     {"conv_fwd_stem7x7_im2col", CBENCH_CONV_FLOPS_S(8, 3, 112, 64, 7, 2, 3), conv_stem_im2col_setup,                   \
      conv_bench_forward, conv_bench_teardown},                                                                          \
     {"conv_fwdbwd_mid_direct", 3 * CBENCH_CONV_FLOPS(32, 64, 28, 64, 3), conv_mid_direct_setup,                       \
-     conv_bench_forward_backward, conv_bench_teardown},
+     conv_bench_forward_backward, conv_bench_teardown},                                                                 \
+    {"conv_wgrad_mid_direct", CBENCH_CONV_FLOPS(32, 64, 28, 64, 3), conv_mid_winograd_setup, conv_bench_wgrad_direct, \
+     conv_bench_teardown},                                                                                             \
+    {"conv_wgrad_mid_winograd", CBENCH_CONV_FLOPS(32, 64, 28, 64, 3), conv_mid_winograd_setup,                         \
+     conv_bench_wgrad_winograd, conv_bench_teardown},
 
 #endif

@@ -50,9 +50,9 @@ size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
  *             a strided convolution, and the input gradient of one padded by more than (k-1)*dilation,
  *             take IM2COL.
  *   IM2COL    any shape: im2col copies and OpenBLAS GEMMs, col2im for the input gradient.
- *   WINOGRAD  F(2x2, 3x3) for 3x3 kernels, stride 1, dilation 1, groups 1, any padding: forward and input
- *             gradient (winograd.c); the weight gradient, and a pass whose source (x, dy) holds Inf or
- *             NaN, take DIRECT, so non-finite values propagate as there. */
+ *   WINOGRAD  F(2x2, 3x3) for 3x3 kernels, stride 1, dilation 1, groups 1, any padding: forward, input
+ *             gradient and weight gradient (winograd.c); a pass whose source (x, dy; x and dy for the
+ *             weight gradient) holds Inf or NaN takes DIRECT, so non-finite values propagate as there. */
 typedef enum {
     NN_CONV2D_AUTO = 0,
     NN_CONV2D_DIRECT = 1,
@@ -96,7 +96,8 @@ void nn_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy, co
  * For 3x3 kernels at stride 1, dilation 1, groups 1, any padding. Fewer multiplications than the direct
  * kernel (4x fewer for m = 4, 2.25x for m = 2) at some cost in rounding error (CKernels/README.md). */
 int nn_conv2d_winograd_applies(const nn_conv2d_params *p);
-/* Floats of workspace for the forward pass and the input gradient (scratch for up to 16 threads). */
+/* Floats of workspace for the forward pass, the input gradient and (m = 2) the weight gradient (scratch
+ * for up to 16 threads). */
 size_t nn_conv2d_winograd_workspace_size(const nn_conv2d_params *p, int m);
 /* y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w (C_out, C_in, 3, 3)) + bias (C_out) or null.
  * Both return 0 without writing when the source (x, dy) holds Inf or NaN, which Winograd's transforms
@@ -106,9 +107,15 @@ int nn_conv2d_winograd_forward(float *y, const float *x, const float *w, const f
 /* dx (N, C_in, H, W) WRITTEN from dy (N, C_out, OH, OW) and w (C_out, C_in, 3, 3). */
 int nn_conv2d_winograd_backward_data(float *dx, const float *dy, const float *w, float *workspace,
                                      const nn_conv2d_params *p, int m);
-/* The same algorithm as plain scalar loops (the tests' reference for the blocked kernel). */
+/* dw (C_out, C_in, 3, 3) ACCUMULATED from dy (N, C_out, OH, OW) and x (N, C_in, H, W), by F(2x2, 3x3);
+ * workspace: nn_conv2d_winograd_workspace_size(p, 2) floats. Returns 0 without writing when x or dy holds
+ * Inf or NaN. */
+int nn_conv2d_winograd_backward_weights(float *dw, const float *dy, const float *x, float *workspace,
+                                        const nn_conv2d_params *p);
+/* The same algorithms as plain scalar loops (the tests' references for the blocked kernels). */
 void nn_conv2d_winograd_forward_ref(float *y, const float *x, const float *w, const float *bias,
                                     const nn_conv2d_params *p, int m);
+void nn_conv2d_winograd_backward_weights_ref(float *dw, const float *dy, const float *x, const nn_conv2d_params *p);
 
 #ifdef __cplusplus
 }

@@ -59,6 +59,22 @@ static void test_case(const wg_case *c, int m) {
     nn_conv2d_backward_ref(dxr, NULL, NULL, dy, x, w, p);
     snprintf(what, sizeof what, "%s F(%dx%d): input gradient vs the double reference", c->name, m, m);
     ctest_close(what, dx, dxr, nx, tol(m), tol(m));
+    if (m == 2) { /* the weight gradient, accumulated onto the same starting values */
+        float *dw = floats(nw), *dwp = floats(nw), *dwr = floats(nw);
+        ctest_fill(dw, nw, -1, 1);
+        memcpy(dwp, dw, nw * sizeof(float));
+        memcpy(dwr, dw, nw * sizeof(float));
+        CHECK(nn_conv2d_winograd_backward_weights(dw, dy, x, ws, p) == 1);
+        nn_conv2d_winograd_backward_weights_ref(dwp, dy, x, p);
+        nn_conv2d_backward_ref(NULL, dwr, NULL, dy, x, w, p);
+        /* each sum has N * OH * OW terms of about unit size */
+        const float wtol = tol(m) * sqrtf((float)p->n * nn_conv2d_out_h(p) * nn_conv2d_out_w(p));
+        snprintf(what, sizeof what, "%s F(2x2): weight gradient vs its plain loops", c->name);
+        ctest_close(what, dw, dwp, nw, wtol, tol(m));
+        snprintf(what, sizeof what, "%s F(2x2): weight gradient vs the double reference", c->name);
+        ctest_close(what, dw, dwr, nw, wtol, tol(m));
+        free(dw); free(dwp); free(dwr);
+    }
     free(x); free(w); free(b); free(dy); free(ws); free(y); free(yw); free(yr); free(dx); free(dxr);
 }
 
@@ -71,14 +87,16 @@ static void test_threads(int m) {
     ctest_fill(w, nw, -1, 1);
     ctest_fill(b, p.c_out, -1, 1);
     ctest_fill(dy, ny, -1, 1);
-    float *y[2], *dx[2];
+    float *y[2], *dx[2], *dw[2];
     for (int t = 0; t < 2; t++) {
         nn_set_num_threads(t + 1);
         float *ws = floats(nn_conv2d_winograd_workspace_size(&p, m));
         y[t] = floats(ny);
         dx[t] = floats(nx);
+        dw[t] = floats(nw);
         nn_conv2d_winograd_forward(y[t], x, w, b, ws, &p, m);
         nn_conv2d_winograd_backward_data(dx[t], dy, w, ws, &p, m);
+        if (m == 2) nn_conv2d_winograd_backward_weights(dw[t], dy, x, ws, &p);
         free(ws);
     }
     nn_set_num_threads(0);
@@ -97,8 +115,9 @@ static void test_threads(int m) {
     ctest_equal_bits(what, y[0], y[1], ny);
     snprintf(what, sizeof what, "F(%dx%d) input gradient on 1 and 2 threads", m, m);
     ctest_equal_bits(what, dx[0], dx[1], nx);
+    if (m == 2) ctest_equal_bits("F(2x2) weight gradient on 1 and 2 threads", dw[0], dw[1], nw);
     free(x); free(w); free(b); free(dy);
-    for (int t = 0; t < 2; t++) { free(y[t]); free(dx[t]); }
+    for (int t = 0; t < 2; t++) { free(y[t]); free(dx[t]); free(dw[t]); }
 }
 
 /* Largest and root-mean-square error of a against the double reference r, relative to r's RMS. */
@@ -117,9 +136,11 @@ static void errors(const float *a, const float *r, size_t n, double *max_err, do
 /* The accuracy budget on the shape AUTO sends to Winograd (64 -> 64 channels, 28 x 28, uniform inputs
  * and PyTorch-scale weights): F(2x2)'s error against the double reference must stay within 4x the direct
  * kernel's on the same inputs, largest and RMS; F(4x4)'s is printed beside them (README: it exceeds the
- * budget, which is why AUTO does not use it). NEURON_WINOGRAD_ERRORS=1 prints the figures. */
+ * budget, which is why AUTO does not use it); the same for the F(2x2) weight gradient. NEURON_WINOGRAD_ERRORS=1
+ * prints the figures. */
 static void test_accuracy_budget(void) {
     const nn_conv2d_params p = {2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const char *env = getenv("NEURON_WINOGRAD_ERRORS");
     const size_t nx = (size_t)p.n * p.c_in * p.h * p.w, nw = (size_t)p.c_out * p.c_in * 9, ny = out_count(&p);
     float *x = floats(nx), *w = floats(nw), *yr = floats(ny), *yd = floats(ny), *y2 = floats(ny), *y4 = floats(ny);
     ctest_fill(x, nx, -1, 1);
@@ -135,11 +156,25 @@ static void test_accuracy_budget(void) {
     errors(y2, yr, ny, &max2, &rms2);
     errors(y4, yr, ny, &max4, &rms4);
     CHECK(max2 <= 4 * dmax && rms2 <= 4 * drms);
-    const char *env = getenv("NEURON_WINOGRAD_ERRORS");
     if (env && *env == '1')
         printf("errors relative to the output RMS (largest, RMS): direct %.2e %.2e; F(2x2) %.2e %.2e (%.2fx, %.2fx); "
                "F(4x4) %.2e %.2e (%.2fx, %.2fx)\n", dmax, drms, max2, rms2, max2 / dmax, rms2 / drms, max4, rms4,
                max4 / dmax, rms4 / drms);
+    /* The weight gradient by F(2x2) beside the direct kernel's, for unit-scale upstream gradients. */
+    const size_t ns = nn_conv2d_workspace_size_with(&p, NN_CONV2D_WINOGRAD);
+    float *dy = floats(ny), *dwr = floats(nw), *dwd = floats(nw), *dw2 = floats(nw), *ws2 = floats(ns);
+    ctest_fill(dy, ny, -1, 1);
+    nn_conv2d_backward_ref(NULL, dwr, NULL, dy, x, w, &p);
+    nn_conv2d_backward_with(NULL, dwd, NULL, dy, x, w, ws2, &p, NN_CONV2D_DIRECT);
+    nn_conv2d_backward_with(NULL, dw2, NULL, dy, x, w, ws2, &p, NN_CONV2D_WINOGRAD);
+    double wdmax, wdrms, wmax2, wrms2;
+    errors(dwd, dwr, nw, &wdmax, &wdrms);
+    errors(dw2, dwr, nw, &wmax2, &wrms2);
+    CHECK(wmax2 <= 4 * wdmax && wrms2 <= 4 * wdrms);
+    if (env && *env == '1')
+        printf("weight gradient errors (largest, RMS): direct %.2e %.2e; F(2x2) %.2e %.2e (%.2fx, %.2fx)\n", wdmax, wdrms,
+               wmax2, wrms2, wmax2 / wdmax, wrms2 / wdrms);
+    free(dy); free(dwr); free(dwd); free(dw2); free(ws2);
     free(x); free(w); free(yr); free(yd); free(y2); free(y4); free(ws);
 }
 
