@@ -183,6 +183,11 @@ enum { WGW_CB = 4, WGW_TILES = 1024 };
 
 typedef struct { long phx, phd, buf, m, row, rows_per_chunk, tcs; int cp, kp; } wgw_space;
 
+/* Floats from one transformed element's rows to the next: the channels' rows and 3 cache lines more, so
+ * that the 16 rows one transform writes do not all fall in one set of the L1 cache (with 64 channels on
+ * each side (CP + KP) * TCS floats are a multiple of 4 KiB). */
+static long wgw_xi_stride(int cp, int kp, long tcs) { return (long)(cp + kp) * tcs + 48; }
+
 static wgw_space wgw_workspace(const nn_conv2d_params *p) {
     const int oh = nn_conv2d_out_h(p), ow = nn_conv2d_out_w(p), tw = (ow + 1) / 2;
     int rows, lanes;
@@ -195,7 +200,7 @@ static wgw_space wgw_workspace(const nn_conv2d_params *p) {
     s.rows_per_chunk = tw > 0 && WGW_TILES / tw > 0 ? WGW_TILES / tw : 1;
     /* a chunk row: its tiles, the last vector's spill, rounded to the widest vector */
     s.tcs = (s.rows_per_chunk * tw + 16 + 15) / 16 * 16;
-    s.buf = 16L * (s.cp + s.kp) * s.tcs;
+    s.buf = 16L * wgw_xi_stride(s.cp, s.kp, s.tcs);
     s.m = 16L * s.kp * s.cp;
     s.row = 2L * lanes;
     return s;
@@ -211,7 +216,7 @@ typedef struct {
     const wg_conv *gx, *gd; /* the phase-split x (C planes per image) and dy (K planes per image) */
     int C, K, cp, kp, tw, th;
     long tcs, row0, rows;   /* chunk row stride; the chunk's first global tile row and its tile rows */
-    float *buf;             /* 16 x (CP + KP) x TCS: x's transformed tiles, then dy's */
+    float *buf;             /* 16 x (CP + KP) x TCS, rows wgw_xi_stride apart: x's transformed tiles, then dy's */
     float *M;               /* 16 x KP x CP */
 } wgw_chunk;
 
@@ -663,7 +668,7 @@ static int NN_L(wg_run)(wg_conv *g, const float *w, int flip) {
 
 /* Row `ch` of the chunk buffer (x's channels, then dy's at CP): every tile of the chunk, transformed. */
 static __attribute__((noinline)) void NN_L(wgw_transform)(const wgw_chunk *k, int ch) {
-    const long xi_stride = (long)(k->cp + k->kp) * k->tcs, nt = k->rows * k->tw, ntp = (nt + VW - 1) / VW * VW;
+    const long xi_stride = wgw_xi_stride(k->cp, k->kp, k->tcs), nt = k->rows * k->tw, ntp = (nt + VW - 1) / VW * VW;
     float *b = k->buf + (long)ch * k->tcs;
     const int is_x = ch < k->cp, c = is_x ? ch : ch - k->cp;
     if (c >= (is_x ? k->C : k->K)) { /* padding channel */
@@ -705,7 +710,7 @@ static __attribute__((noinline)) void NN_L(wgw_transform)(const wgw_chunk *k, in
 /* M[xi][ob*4 .. +4][all c] += the chunk's dot products over its tiles, 4 x 4 channels at a time. */
 static __attribute__((noinline)) void NN_L(wgw_gemm)(const wgw_chunk *k, int item) {
     const int blocks = k->kp / WGW_CB, xi = item / blocks, ob = item % blocks;
-    const long xi_stride = (long)(k->cp + k->kp) * k->tcs, nt = k->rows * k->tw, ntp = (nt + VW - 1) / VW * VW;
+    const long xi_stride = wgw_xi_stride(k->cp, k->kp, k->tcs), nt = k->rows * k->tw, ntp = (nt + VW - 1) / VW * VW;
     const float *xb = k->buf + xi * xi_stride, *db = xb + ((long)k->cp + ob * WGW_CB) * k->tcs;
     float *M = k->M + ((long)xi * k->kp + ob * WGW_CB) * k->cp;
     for (int cb = 0; cb < k->cp; cb += WGW_CB) {
