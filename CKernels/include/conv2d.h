@@ -43,8 +43,8 @@ size_t nn_conv2d_workspace_size(const nn_conv2d_params *p);
 /* How a convolution is computed. Every algorithm gives the same result up to float rounding
  * (CKernels/README.md lists the measured errors); each is bit-identical for any thread count, except
  * that OpenBLAS's GEMMs (im2col) agree across thread counts to rounding only.
- *   AUTO      chosen by shape: Winograd where it applies and the channels are many, else DIRECT where
- *             it applies, else IM2COL.
+ *   AUTO      chosen by shape: Winograd where it applies and the channels are many (its weight gradient
+ *             from 64 channels on each side, DIRECT's below), else DIRECT where it applies, else IM2COL.
  *   DIRECT    at most 256 taps: an implicit GEMM over a zero-padded grid of the input (split into
  *             stride_h x stride_w phase planes when strided), or depthwise planes. The backward pass of
  *             a strided convolution, and the input gradient of one padded by more than (k-1)*dilation,
