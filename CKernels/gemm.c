@@ -1,12 +1,23 @@
-/* Matrix products. OpenBLAS does the work: a well-kept GEMM beats a hand-written one. Its pthread
- * build runs its own threads, so nn_sgemm is never called from inside an OpenMP parallel region. */
+/* Matrix products. OpenBLAS does the work: a well-kept GEMM beats a hand-written one. It runs
+ * single-threaded, always: large products are cut into blocks that our OpenMP team runs, one OpenBLAS call
+ * per block. OpenBLAS's own threads would spin for tens of milliseconds after each call, on the cores our
+ * team then needs, and our team's workers spin the same way while OpenBLAS's threads run (measured on the
+ * C char-LM training step, 2 threads, Zen 4: 127 ms median with OpenBLAS's threads for the output layer's
+ * products against 116 with one pool, and 35,000 context switches against 300 in 40 steps). */
 #include "nn_internal.h"
 #include <cblas.h>
 
-/* a is op(A) [m, k] stored with row stride lda; b is op(B) [k, n] with ldb; c is [m, n] with ldc. */
-void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
-              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    assert(m >= 0 && n >= 0 && k >= 0);
+/* OpenBLAS's own thread control (its pthread build). */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
+/* Set before any product: OpenBLAS's library constructor has run by then (it is loaded first). */
+__attribute__((constructor)) static void openblas_single_threaded(void) { openblas_set_num_threads(1); }
+
+/* One single-threaded OpenBLAS call; a is op(A) [m, k] stored with row stride lda; b is op(B) [k, n] with
+ * ldb; c is [m, n] with ldc. */
+static void sgemm_call(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) { /* BLAS leaves C untouched for k = 0 only when beta = 1; make the empty sum explicit. */
         for (int i = 0; i < m; i++)
@@ -17,9 +28,25 @@ void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* OpenBLAS's own thread control (its pthread build; threads.c sets it alongside ours). */
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
+/* Below this many multiply-adds a product runs on the calling thread: the team's fork costs more. */
+#define SGEMM_PARALLEL_MIN (1L << 18)
+
+static int in_parallel(void) {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return 1;
+#endif
+}
+
+void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    assert(m >= 0 && n >= 0 && k >= 0);
+    if ((long)m * n * k >= SGEMM_PARALLEL_MIN && nn_threads() > 1 && !in_parallel())
+        nn_sgemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 typedef struct {
     int trans_a, trans_b, m, n, k, by_rows, per;
@@ -34,12 +61,12 @@ static void gemm_block(const gemm_blocks *g, int i) {
     const int extent = g->by_rows ? g->m : g->n, lo = i * g->per, hi = lo + g->per < extent ? lo + g->per : extent;
     if (g->by_rows) {
         const float *a = g->trans_a ? g->a + lo : g->a + (long)lo * g->lda;
-        nn_sgemm(g->trans_a, g->trans_b, hi - lo, g->n, g->k, g->alpha, a, g->lda, g->b, g->ldb, g->beta,
-                 g->c + (long)lo * g->ldc, g->ldc);
+        sgemm_call(g->trans_a, g->trans_b, hi - lo, g->n, g->k, g->alpha, a, g->lda, g->b, g->ldb, g->beta,
+                   g->c + (long)lo * g->ldc, g->ldc);
     } else {
         const float *b = g->trans_b ? g->b + (long)lo * g->ldb : g->b + lo;
-        nn_sgemm(g->trans_a, g->trans_b, g->m, hi - lo, g->k, g->alpha, g->a, g->lda, b, g->ldb, g->beta,
-                 g->c + lo, g->ldc);
+        sgemm_call(g->trans_a, g->trans_b, g->m, hi - lo, g->k, g->alpha, g->a, g->lda, b, g->ldb, g->beta,
+                   g->c + lo, g->ldc);
     }
 }
 
@@ -64,11 +91,8 @@ void nn_sgemm_blocked(int trans_a, int trans_b, int m, int n, int k, float alpha
     const gemm_blocks g = {.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .by_rows = by_rows,
                            .per = per, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
                            .lda = lda, .ldb = ldb, .ldc = ldc};
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if (blocks > 1)
     for (int i = 0; i < blocks; i++) gemm_block(&g, i);
-    openblas_set_num_threads(saved);
 }
 
 /* Same buffers as nn_sgemm. */

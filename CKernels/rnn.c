@@ -1576,10 +1576,17 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
     if (k->bsum) NN_L(bias_sums)(k, j0, j1);
 }
 
+/* The carry blocks also run the step's gate maths and the dx blocks do not, so iteration i takes carry
+ * and dx blocks in turn, spread evenly (carry block floor(i·hb/n) where that count steps up, else a dx
+ * block): schedule(static) then hands every thread the same share of each kind. In index order, one
+ * thread took every carry block of a layer with input = hidden and the other every dx block. */
 static void NN_L(bwd_blocks)(const bwd_ctx *k) {
-    const int blocks = (k->H + BUB - 1) / BUB + (k->dx ? (k->p->input + BUB - 1) / BUB : 0);
+    const int hb = (k->H + BUB - 1) / BUB, blocks = hb + (k->dx ? (k->p->input + BUB - 1) / BUB : 0);
     NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
-    for (int jb = 0; jb < blocks; jb++) NN_L(bwd_block)(k, jb);
+    for (int i = 0; i < blocks; i++) {
+        const int carried = (int)((long)i * hb / blocks), carry = (long)(i + 1) * hb / blocks > carried;
+        NN_L(bwd_block)(k, carry ? carried : hb + i - carried);
+    }
 }
 
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each

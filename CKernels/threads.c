@@ -1,9 +1,6 @@
 #include "nn_internal.h"
 #include <stdlib.h>
 
-/* OpenBLAS's own thread control; declared here so this file does not need cblas.h. */
-void openblas_set_num_threads(int);
-
 static int nn_thread_count = 0;
 
 int nn_openmp_enabled(void) {
@@ -34,7 +31,6 @@ int nn_threads(void) {
 void nn_set_num_threads(int n) {
     if (n <= 0) n = default_threads();
     __atomic_store_n(&nn_thread_count, n, __ATOMIC_RELAXED);
-    openblas_set_num_threads(n);
 }
 
 int nn_get_num_threads(void) {

@@ -23,7 +23,8 @@ extern "C" {
 /* ---- threads.c ------------------------------------------------------------------------------ */
 /* 1 when the library was compiled with OpenMP (-fopenmp), 0 when every kernel runs on one thread. */
 int nn_openmp_enabled(void);
-/* Threads used by our kernels and by OpenBLAS; n <= 0 restores the default (OMP_NUM_THREADS or cores). */
+/* Threads used by our kernels, matrix products included (OpenBLAS itself always runs single-threaded,
+ * on blocks our team hands it); n <= 0 restores the default (OMP_NUM_THREADS or cores). */
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
 
@@ -55,7 +56,9 @@ const char *nn_cpu_level_note(void);
 
 /* ---- gemm.c: matrix products through OpenBLAS ------------------------------------------------ */
 /* C[M, N] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [M, K], op(B) is [K, N].
- * trans_a/trans_b select the transposes; lda/ldb/ldc are the row strides of the stored matrices. */
+ * trans_a/trans_b select the transposes; lda/ldb/ldc are the row strides of the stored matrices. A large
+ * product runs as nn_sgemm_blocked on our threads, a small one (or one called inside a parallel region) on
+ * the calling thread. */
 void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* The same product, bit-identical for any thread count: OpenBLAS's kernels sum the edges of a
