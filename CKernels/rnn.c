@@ -208,6 +208,7 @@ typedef struct {
 #define BUB (2 * VW)   /* backward block units */
 enum { TMR = 8, TNV = 4 }; /* the most rows and vectors of any tile */
 enum { FRG = 8, FKC = 64 }; /* forward step: tiles per row group, K chunk */
+enum { WKC = 256 };         /* weight gradients: K chunk */
 
 static int use_fused = 1;
 void nn_rnn_set_fused(int on) { __atomic_store_n(&use_fused, on != 0, __ATOMIC_RELAXED); }
@@ -404,13 +405,20 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
     if (c_n && is_lstm(p->cell)) memcpy(c_n, c, sizeof(float) * N * H);
 }
 
-/* The OpenBLAS path's products after the loop: dW_ih += dG^T x, dW_hh += dG_h^T h_prev (the reset-before
- * GRU's n rows take r * h_prev instead), dx (+)= dG W_ih. */
+/* The products after the loop: dW_ih += dG^T x, dW_hh += dG_h^T h_prev (the reset-before GRU's n rows take
+ * r * h_prev instead), dx (+)= dG W_ih. The fused path's weight gradients run on our tiles (wgrad) when the
+ * widths are whole vectors; the rest are OpenBLAS calls on fixed blocks. */
 static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, const nn_rnn_weights *w,
                                           const float *hprev, const float *act, const float *dgx, const float *dgh,
                                           const nn_rnn_params *p) {
     const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
     const int rows = p->steps * p->batch;
+    if (fused_applies(p) && D % 16 == 0 && H % 16 == 0) { /* every level's vector divides the widths */
+        if (g->w_ih) NN_DISPATCH(wgrad)(GH, D, rows, dgx, GH, x, D, g->w_ih, D);
+        if (g->w_hh) NN_DISPATCH(wgrad)(GH, H, rows, dgh, GH, hprev, H, g->w_hh, H);
+        if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
+        return;
+    }
     if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
     if (g->w_hh) {
         if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
@@ -508,11 +516,10 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
         if (dx && !p->accumulate_dx) memset(dx, 0, sizeof(float) * rows * D);
         return;
     }
-    /* After the loop the products are large and OpenBLAS's blocking beats our tiles (measured on one
-     * thread: the weight gradients through a transposed dG and K-chunked tiles took the LSTM backward
-     * from 38 to 43 ms and the GRU's from 30 to 39 ms on AVX-512). They run as single-threaded calls on
-     * our team (nn_sgemm_blocked): OpenBLAS's own threads would share the cores with our workers, which
-     * spin for a while after the step loop, and its split between threads shows in the last bits. */
+    /* The weight gradients read dG and the inputs in place on our tiles (wgrad): measured on the LSTM
+     * bench's backward, 2 threads, AVX-512, interleaved in one process, 17.9 ms median against 18.6 with
+     * OpenBLAS (best 16.9 against 17.7). An earlier try through a transposed dG lost to OpenBLAS (38 to
+     * 43 ms on one thread): the transpose cost more than the packing it saved. */
     blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
     if (k.bsum) {
         for (int j = 0; j < GH; j++) {
@@ -1587,6 +1594,65 @@ static void NN_L(bwd_blocks)(const bwd_ctx *k) {
         const int carried = (int)((long)i * hb / blocks), carry = (long)(i + 1) * hb / blocks > carried;
         NN_L(bwd_block)(k, carry ? carried : hb + i - carried);
     }
+}
+
+/* ---- weight gradients: C [M, Q] += A^T B over K rows, A [K, lda], B [K, ldb] (dW = dG^T X) ----------
+ * Tiles of WGR rows of C (columns of A, broadcast from one cache line of each row of A) by four vectors
+ * of C's columns (rows of B, read in place: no packing of either operand). C's rows go to threads in
+ * groups of WGM; a group runs K in chunks of WKC rows, and within a chunk takes one four-vector column
+ * strip at a time across all its row tiles, so the strip's chunk of B (WKC x 64 floats: 64 KB on AVX-512)
+ * is read from L1 or L2 by every tile. Each element of C is one chain of fused multiply-adds in k order, owned
+ * by one thread: the same bits for any thread count. Q must be a multiple of VW. */
+#define WGR FMR
+#define WGM (16 * WGR)
+static inline __attribute__((always_inline)) void NN_L(wg_tile_mk)(const int mr, const int nv, int K, const float *a, long lda,
+                                                                   const float *b, long ldb, float *c, long ldc) {
+    vf acc[TMR][TNV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = vload(c + r * ldc + v * VW);
+#pragma clang loop unroll(disable)
+    for (long k = 0; k < K; k++, a += lda, b += ldb) {
+        vf bc[TMR];
+        for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r]);
+        for (int v = 0; v < nv; v++) {
+            const vf bv = vload(b + VW * v);
+            for (int r = 0; r < mr; r++) acc[r][v] += bc[r] * bv;
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) vstore(c + r * ldc + v * VW, acc[r][v]);
+}
+
+static __attribute__((noinline)) void NN_L(wg_tile)(int mr, int nv, int K, const float *a, long lda, const float *b, long ldb,
+                                                    float *c, long ldc) {
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(wg_tile_mk)(r, v, K, a, lda, b, ldb, c, ldc); break;
+    switch (mr * 8 + nv) {
+    NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
+    NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
+    NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2) NN_TILE_CASE(1, 2)
+    NN_TILE_CASE(4, 1) NN_TILE_CASE(3, 1) NN_TILE_CASE(2, 1)
+    default: NN_L(wg_tile_mk)(1, 1, K, a, lda, b, ldb, c, ldc); break;
+    }
+#undef NN_TILE_CASE
+}
+
+static void NN_L(wgrad_group)(int M, int Q, int K, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int grp) {
+    const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
+    for (int k0 = 0; k0 < K; k0 += WKC) {
+        const int kc = K - k0 < WKC ? K - k0 : WKC;
+        for (int q0 = 0; q0 < Q; q0 += 4 * VW) {
+            const int nv = (Q - q0 < 4 * VW ? Q - q0 : 4 * VW) / VW;
+            for (int r0 = m0; r0 < m1; r0 += WGR)
+                NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, nv, kc, A + (size_t)k0 * lda + r0, lda,
+                              B + (size_t)k0 * ldb + q0, ldb, C + (size_t)r0 * ldc + q0, ldc);
+        }
+    }
+}
+
+static void NN_L(wgrad)(int M, int Q, int K, const float *A, long lda, const float *B, long ldb, float *C, long ldc) {
+    const int groups = (M + WGM - 1) / WGM;
+    NN_PARALLEL_FOR_IF(groups > 1 && (double)M * Q * K >= NN_PARALLEL_MIN)
+    for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, Q, K, A, lda, B, ldb, C, ldc, grp);
 }
 
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each

@@ -33,8 +33,9 @@
  * saved by forward and accumulates the weight gradients with one product over all steps after the loop.
  * By default (nn_rnn_set_fused) the projection and each step run on our register tiles in one OpenMP
  * team, the step fused with the cell (the standard LSTM with H a multiple of 16 takes each step's input
- * into that step's product instead of a projection before the loop); the products after the backward
- * loop are single-threaded OpenBLAS calls on fixed blocks run by our team (nn_sgemm_blocked), so every
+ * into that step's product instead of a projection before the loop), and the weight gradients after the
+ * backward loop run on the same kind of tiles when input and hidden sizes are multiples of 16; the other
+ * products are single-threaded OpenBLAS calls on fixed blocks run by our team (nn_sgemm_blocked), so every
  * result is bit-identical for any thread count, whichever core OpenBLAS chose its kernels for.
  */
 #ifndef NEURON_RNN_H
