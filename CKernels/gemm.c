@@ -31,18 +31,12 @@ static void sgemm_call(int trans_a, int trans_b, int m, int n, int k, float alph
 /* Below this many multiply-adds a product runs on the calling thread: the team's fork costs more. */
 #define SGEMM_PARALLEL_MIN (1L << 18)
 
-static int in_parallel(void) {
-#ifdef _OPENMP
-    return omp_in_parallel();
-#else
-    return 1;
-#endif
-}
-
+/* Large products run on fixed blocks whatever the thread count (one thread runs them in turn), so the
+ * bits never depend on it. */
 void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     assert(m >= 0 && n >= 0 && k >= 0);
-    if ((long)m * n * k >= SGEMM_PARALLEL_MIN && nn_threads() > 1 && !in_parallel())
+    if ((long)m * n * k >= SGEMM_PARALLEL_MIN)
         nn_sgemm_blocked(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

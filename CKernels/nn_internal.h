@@ -10,7 +10,6 @@
 #ifdef _OPENMP
 int omp_get_max_threads(void);
 int omp_get_thread_num(void);
-int omp_in_parallel(void);
 #endif
 
 /* Below this many elements a loop runs on the calling thread: forking a team costs more than it saves. */

@@ -7,7 +7,7 @@
  *   - Backward kernels ACCUMULATE (+=) into parameter gradients, so gradient accumulation across
  *     micro-batches needs nothing extra; gradients of inputs are written (=) unless stated otherwise.
  *   - Each parallel loop is `schedule(static)` with every thread owning whole outputs, so results are
- *     bit-identical for any thread count. What goes through OpenBLAS (nn_sgemm) agrees to float rounding.
+ *     bit-identical for any thread count, OpenBLAS's products (nn_sgemm) included.
  *   - Contracts (sizes, non-null pointers) are asserted in debug builds; the Swift layer validates first.
  */
 #ifndef NEURON_CKERNELS_H
@@ -57,15 +57,15 @@ const char *nn_cpu_level_note(void);
 /* ---- gemm.c: matrix products through OpenBLAS ------------------------------------------------ */
 /* C[M, N] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [M, K], op(B) is [K, N].
  * trans_a/trans_b select the transposes; lda/ldb/ldc are the row strides of the stored matrices. A large
- * product runs as nn_sgemm_blocked on our threads, a small one (or one called inside a parallel region) on
- * the calling thread. */
+ * product runs as nn_sgemm_blocked, a small one as one call on the calling thread: the bits do not depend
+ * on the thread count. */
 void nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* The same product, bit-identical for any thread count: OpenBLAS's kernels sum the edges of a
  * thread's share in another order than its interior on some cores (Haswell, Zen, Nehalem), so how it
  * splits C between its threads shows in the last bits. Here C is cut into blocks whose bounds depend on
- * M and N only, each one single-threaded OpenBLAS call made by one thread of our OpenMP team. Never
- * called from inside an OpenMP parallel region. */
+ * M and N only, each one single-threaded OpenBLAS call made by one thread of our OpenMP team (inside a
+ * parallel region, all of them by the calling thread). */
 void nn_sgemm_blocked(int trans_a, int trans_b, int m, int n, int k, float alpha,
                       const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* OpenBLAS's name for the core its kernels were chosen for ("SkylakeX", "Zen", "Haswell"...). */

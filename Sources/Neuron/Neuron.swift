@@ -2,8 +2,9 @@ import CKernels
 
 /// Library-wide settings.
 public enum Neuron {
-    /// Threads used by the C kernels and OpenBLAS. Setting 0 restores the default
-    /// (`OMP_NUM_THREADS`, else the number of cores). Results of Neuron's own kernels do not depend on it.
+    /// Threads used by the C kernels, matrix products included (OpenBLAS itself runs single-threaded on
+    /// blocks these threads hand it). Setting 0 restores the default (`OMP_NUM_THREADS`, else the number
+    /// of cores). Results do not depend on it.
     public static var threads: Int {
         get { Int(nn_get_num_threads()) }
         set { nn_set_num_threads(Int32(clamping: newValue)) }

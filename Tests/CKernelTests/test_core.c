@@ -24,7 +24,8 @@ static void test_sgemm(void) {
 
 /* nn_sgemm_blocked: the reference's values, and the same bits on 1, 2 and 3 threads, for shapes cut by
  * rows (tall) and by columns (wide), with transposes and a ragged last block; the last shape is large
- * enough to be cut into 4 blocks rather than 8. */
+ * enough to be cut into 4 blocks rather than 8. nn_sgemm gives those bits too, at every thread count
+ * (OpenBLAS never runs its own threads). */
 static void test_sgemm_blocked(void) {
     static const int shapes[4][3] = {{300, 40, 70}, {20, 333, 45}, {9, 7, 5}, {520, 64, 2050}};
     for (int s = 0; s < 4; s++)
@@ -32,7 +33,7 @@ static void test_sgemm_blocked(void) {
             for (int tb = 0; tb < 2; tb++) {
                 const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
                 float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
-                float *c[3], *r = malloc(sizeof(float) * m * n);
+                float *c[3], *d[3], *r = malloc(sizeof(float) * m * n);
                 ctest_fill(a, (size_t)m * k, -1, 1);
                 ctest_fill(b, (size_t)k * n, -1, 1);
                 ctest_fill(r, (size_t)m * n, -1, 1);
@@ -42,14 +43,18 @@ static void test_sgemm_blocked(void) {
                     memcpy(c[t], r, sizeof(float) * m * n);
                     nn_set_num_threads(t + 1);
                     nn_sgemm_blocked(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c[t], n);
+                    d[t] = malloc(sizeof(float) * m * n);
+                    memcpy(d[t], r, sizeof(float) * m * n);
+                    nn_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, d[t], n);
                 }
                 nn_set_num_threads(0);
                 nn_sgemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, r, n);
                 ctest_close("sgemm_blocked", c[0], r, (size_t)m * n, 1e-5f, 1e-5f);
                 ctest_equal_bits("sgemm_blocked 1 vs 2 threads", c[0], c[1], (size_t)m * n);
                 ctest_equal_bits("sgemm_blocked 1 vs 3 threads", c[0], c[2], (size_t)m * n);
+                for (int t = 0; t < 3; t++) ctest_equal_bits("sgemm as sgemm_blocked, any threads", c[0], d[t], (size_t)m * n);
                 free(a); free(b); free(r);
-                for (int t = 0; t < 3; t++) free(c[t]);
+                for (int t = 0; t < 3; t++) { free(c[t]); free(d[t]); }
             }
 }
 
