@@ -310,6 +310,16 @@ typedef struct {
                           * after its step's gate maths while they are in L1 (cells whose dgh is dgx), or null */
 } bwd_ctx;
 
+/* One right-hand side of a weight-gradient product: C [., q] += A^T B with B [K, ldb]; the standard
+ * LSTM's dW_ih and dW_hh share A = dG and go through one pass over it. */
+typedef struct {
+    const float *b;
+    long ldb;
+    float *c;
+    long ldc;
+    int q;
+} wg_rhs;
+
 /* out[j] (and out2[j] when given) += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
  * of COLSUM_BLOCK columns. */
 enum { COLSUM_BLOCK = 64 };
@@ -414,8 +424,14 @@ static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, cons
     const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
     const int rows = p->steps * p->batch;
     if (fused_applies(p) && D % 16 == 0 && H % 16 == 0) { /* every level's vector divides the widths */
-        if (g->w_ih) NN_DISPATCH(wgrad)(GH, D, rows, dgx, GH, x, D, g->w_ih, D);
-        if (g->w_hh) NN_DISPATCH(wgrad)(GH, H, rows, dgh, GH, hprev, H, g->w_hh, H);
+        const wg_rhs ih = {.b = x, .ldb = D, .c = g->w_ih, .ldc = D, .q = D}, hh = {.b = hprev, .ldb = H, .c = g->w_hh, .ldc = H, .q = H};
+        if (dgh == dgx && g->w_ih && g->w_hh) {
+            const wg_rhs both[2] = {ih, hh};
+            NN_DISPATCH(wgrad)(GH, rows, dgx, GH, both, 2);
+        } else {
+            if (g->w_ih) NN_DISPATCH(wgrad)(GH, rows, dgx, GH, &ih, 1);
+            if (g->w_hh) NN_DISPATCH(wgrad)(GH, rows, dgh, GH, &hh, 1);
+        }
         if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
         return;
     }
@@ -518,8 +534,9 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     }
     /* The weight gradients read dG and the inputs in place on our tiles (wgrad): measured on the LSTM
      * bench's backward, 2 threads, AVX-512, interleaved in one process, 17.9 ms median against 18.6 with
-     * OpenBLAS (best 16.9 against 17.7). An earlier try through a transposed dG lost to OpenBLAS (38 to
-     * 43 ms on one thread): the transpose cost more than the packing it saved. */
+     * OpenBLAS (best 16.9 against 17.7), and the standard LSTM's two in one pass over dG 17.5 against
+     * 17.8 (same bits). An earlier try through a transposed dG lost to OpenBLAS (38 to 43 ms on one
+     * thread): the transpose cost more than the packing it saved. */
     blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
     if (k.bsum) {
         for (int j = 0; j < GH; j++) {
@@ -1596,13 +1613,13 @@ static void NN_L(bwd_blocks)(const bwd_ctx *k) {
     }
 }
 
-/* ---- weight gradients: C [M, Q] += A^T B over K rows, A [K, lda], B [K, ldb] (dW = dG^T X) ----------
+/* ---- weight gradients: C [M, q] += A^T B over K rows for each right-hand side (dW = dG^T X) ---------
  * Tiles of WGR rows of C (columns of A, broadcast from one cache line of each row of A) by four vectors
  * of C's columns (rows of B, read in place: no packing of either operand). C's rows go to threads in
  * groups of WGM; a group runs K in chunks of WKC rows, and within a chunk takes one four-vector column
  * strip at a time across all its row tiles, so the strip's chunk of B (WKC x 64 floats: 64 KB on AVX-512)
  * is read from L1 or L2 by every tile. Each element of C is one chain of fused multiply-adds in k order, owned
- * by one thread: the same bits for any thread count. Q must be a multiple of VW. */
+ * by one thread: the same bits for any thread count. Each side's q must be a multiple of VW. */
 #define WGR FMR
 #define WGM (16 * WGR)
 static inline __attribute__((always_inline)) void NN_L(wg_tile_mk)(const int mr, const int nv, int K, const float *a, long lda,
@@ -1636,23 +1653,28 @@ static __attribute__((noinline)) void NN_L(wg_tile)(int mr, int nv, int K, const
 #undef NN_TILE_CASE
 }
 
-static void NN_L(wgrad_group)(int M, int Q, int K, const float *A, long lda, const float *B, long ldb, float *C, long ldc, int grp) {
+/* Group grp of C's rows for every right-hand side, K chunk by chunk: the chunk of A's columns stays in
+ * cache across all of them (A, the LSTM bench's dG, is 8 MB: read once rather than once per side). */
+static void NN_L(wgrad_group)(int M, int K, const float *A, long lda, const wg_rhs *rhs, int sides, int grp) {
     const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
     for (int k0 = 0; k0 < K; k0 += WKC) {
         const int kc = K - k0 < WKC ? K - k0 : WKC;
-        for (int q0 = 0; q0 < Q; q0 += 4 * VW) {
-            const int nv = (Q - q0 < 4 * VW ? Q - q0 : 4 * VW) / VW;
-            for (int r0 = m0; r0 < m1; r0 += WGR)
-                NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, nv, kc, A + (size_t)k0 * lda + r0, lda,
-                              B + (size_t)k0 * ldb + q0, ldb, C + (size_t)r0 * ldc + q0, ldc);
+        for (int side = 0; side < sides; side++) {
+            const wg_rhs *o = rhs + side;
+            for (int q0 = 0; q0 < o->q; q0 += 4 * VW) {
+                const int nv = (o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW) / VW;
+                for (int r0 = m0; r0 < m1; r0 += WGR)
+                    NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, nv, kc, A + (size_t)k0 * lda + r0, lda,
+                                  o->b + (size_t)k0 * o->ldb + q0, o->ldb, o->c + (size_t)r0 * o->ldc + q0, o->ldc);
+            }
         }
     }
 }
 
-static void NN_L(wgrad)(int M, int Q, int K, const float *A, long lda, const float *B, long ldb, float *C, long ldc) {
+static void NN_L(wgrad)(int M, int K, const float *A, long lda, const wg_rhs *rhs, int sides) {
     const int groups = (M + WGM - 1) / WGM;
-    NN_PARALLEL_FOR_IF(groups > 1 && (double)M * Q * K >= NN_PARALLEL_MIN)
-    for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, Q, K, A, lda, B, ldb, C, ldc, grp);
+    NN_PARALLEL_FOR_IF(groups > 1 && (double)M * K * WGM >= NN_PARALLEL_MIN)
+    for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, K, A, lda, rhs, sides, grp);
 }
 
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
