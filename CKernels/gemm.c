@@ -8,7 +8,6 @@
 #include <cblas.h>
 
 /* OpenBLAS's own thread control (its pthread build). */
-int openblas_get_num_threads(void);
 void openblas_set_num_threads(int);
 
 /* Set before any product: OpenBLAS's library constructor has run by then (it is loaded first). */

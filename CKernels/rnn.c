@@ -432,17 +432,16 @@ static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, cons
             if (g->w_ih) NN_DISPATCH(wgrad)(GH, rows, dgx, GH, &ih, 1);
             if (g->w_hh) NN_DISPATCH(wgrad)(GH, rows, dgh, GH, &hh, 1);
         }
-        if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
-        return;
-    }
-    if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
-    if (g->w_hh) {
-        if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
-            const float *rh = act + 3 * H; /* r * h_prev, rows S apart */
-            nn_sgemm_blocked(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
-            nn_sgemm_blocked(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
-        } else {
-            nn_sgemm_blocked(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+    } else {
+        if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
+        if (g->w_hh) {
+            if (p->cell == NN_CELL_GRU_RESET_BEFORE) {
+                const float *rh = act + 3 * H; /* r * h_prev, rows S apart */
+                nn_sgemm_blocked(1, 0, 2 * H, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+                nn_sgemm_blocked(1, 0, H, H, rows, 1.0f, dgh + 2 * H, GH, rh, S, 1.0f, g->w_hh + (size_t)2 * H * H, H);
+            } else {
+                nn_sgemm_blocked(1, 0, GH, H, rows, 1.0f, dgh, GH, hprev, H, 1.0f, g->w_hh, H);
+            }
         }
     }
     if (dx) nn_sgemm_blocked(0, 0, rows, D, GH, 1.0f, dgx, GH, w->w_ih, D, p->accumulate_dx ? 1.0f : 0.0f, dx, D);
@@ -1034,41 +1033,42 @@ static void NN_L(fwd_pass)(const fwd_ctx *k) {
     for (int n = 0; n < N; n++) NN_L(fwd_row)(k, n);
 }
 
-/* c [mr, nv*VW] = sum over k < K of a[r][k] * b[k*nv*VW .. + nv*VW): rows of A through pointers, B a packed
- * panel. Each output element is one chain of fused
- * multiply-adds in k order, whoever computes it. */
+/* c [mr, nv*VW] (rows ldc apart) = (more ? c : 0) + sum over k < K of a[r][k*ak] * b[k*ldb .. + nv*VW):
+ * rows of A through pointers, their elements ak apart; B rows ldb apart (a packed panel: ldb = nv*VW).
+ * Each output element is one chain of fused multiply-adds in k order, whoever computes it. */
 static inline __attribute__((always_inline)) void NN_L(tile_mk)(const int mr, const int nv, int K, const float *const *a,
-                                                                const float *b, float *c, const int more) {
+                                                                long ak, const float *b, long ldb, float *c, long ldc,
+                                                                const int more) {
     vf acc[TMR][TNV];
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = more ? vload(c + (r * nv + v) * VW) : vsplat(0.0f);
+        for (int v = 0; v < nv; v++) acc[r][v] = more ? vload(c + r * ldc + v * VW) : vsplat(0.0f);
     /* The row broadcasts stay in registers and each vector of B is loaded once, used by every row and
      * dropped, so a tile needs rows·vectors + rows + 1 registers (4x4 on AVX2 spilled with all of B held).
      * Not unrolled: a second k in flight spilled accumulators on AVX2 too. */
 #pragma clang loop unroll(disable)
-    for (long k = 0; k < K; k++, b += nv * VW) {
+    for (long k = 0; k < K; k++, b += ldb) {
         vf bc[TMR];
-        for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r][k]);
+        for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r][k * ak]);
         for (int v = 0; v < nv; v++) {
             const vf bv = vload(b + VW * v);
             for (int r = 0; r < mr; r++) acc[r][v] += bc[r] * bv;
         }
     }
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) vstore(c + (r * nv + v) * VW, acc[r][v]);
+        for (int v = 0; v < nv; v++) vstore(c + r * ldc + v * VW, acc[r][v]);
 }
 
 /* One expansion per tile shape (forward and matrix products: up to FMR rows of 3 or 4 vectors; backward:
  * up to BMR rows of 2), out of line so the register block does not compete with its callers
  * (CKernels/README.md). */
 static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
-#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c, 0); break;
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, 1, b, (v) * VW, c, (v) * VW, 0); break;
     switch (mr * 8 + nv) {
     NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
     NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
     NN_TILE_CASE(8, 2) NN_TILE_CASE(7, 2)
     NN_TILE_CASE(6, 2) NN_TILE_CASE(5, 2) NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2)
-    default: NN_L(tile_mk)(1, 2, K, a, b, c, 0); break;
+    default: NN_L(tile_mk)(1, 2, K, a, 1, b, 2 * VW, c, 2 * VW, 0); break;
     }
 #undef NN_TILE_CASE
 }
@@ -1077,11 +1077,11 @@ static __attribute__((noinline)) void NN_L(tile)(int mr, int nv, int K, const fl
  * call over the whole K (c holds exactly the floats the registers held), so a block can run its rows
  * over one K chunk of its panel at a time while that chunk sits in L1. */
 static __attribute__((noinline)) void NN_L(tile_more)(int mr, int nv, int K, const float *const *a, const float *b, float *c) {
-#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, b, c, 1); break;
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, a, 1, b, (v) * VW, c, (v) * VW, 1); break;
     switch (mr * 8 + nv) {
     NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
     NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
-    default: NN_L(tile_mk)(1, 2, K, a, b, c, 1); break;
+    default: NN_L(tile_mk)(1, 2, K, a, 1, b, 2 * VW, c, 2 * VW, 1); break;
     }
 #undef NN_TILE_CASE
 }
@@ -1622,33 +1622,18 @@ static void NN_L(bwd_blocks)(const bwd_ctx *k) {
  * by one thread: the same bits for any thread count. Each side's q must be a multiple of VW. */
 #define WGR FMR
 #define WGM (16 * WGR)
-static inline __attribute__((always_inline)) void NN_L(wg_tile_mk)(const int mr, const int nv, int K, const float *a, long lda,
-                                                                   const float *b, long ldb, float *c, long ldc) {
-    vf acc[TMR][TNV];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = vload(c + r * ldc + v * VW);
-#pragma clang loop unroll(disable)
-    for (long k = 0; k < K; k++, a += lda, b += ldb) {
-        vf bc[TMR];
-        for (int r = 0; r < mr; r++) bc[r] = vsplat(a[r]);
-        for (int v = 0; v < nv; v++) {
-            const vf bv = vload(b + VW * v);
-            for (int r = 0; r < mr; r++) acc[r][v] += bc[r] * bv;
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) vstore(c + r * ldc + v * VW, acc[r][v]);
-}
-
+/* The step's tiles with A's rows as columns of dG: row r of the tile reads a[r + k*lda]. */
 static __attribute__((noinline)) void NN_L(wg_tile)(int mr, int nv, int K, const float *a, long lda, const float *b, long ldb,
                                                     float *c, long ldc) {
-#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(wg_tile_mk)(r, v, K, a, lda, b, ldb, c, ldc); break;
+    const float *rows[TMR];
+    for (int r = 0; r < mr; r++) rows[r] = a + r;
+#define NN_TILE_CASE(r, v) case (r) * 8 + (v): NN_L(tile_mk)(r, v, K, rows, lda, b, ldb, c, ldc, 1); break;
     switch (mr * 8 + nv) {
     NN_TILE_CASE(4, 4) NN_TILE_CASE(3, 4) NN_TILE_CASE(2, 4) NN_TILE_CASE(1, 4)
     NN_TILE_CASE(4, 3) NN_TILE_CASE(3, 3) NN_TILE_CASE(2, 3) NN_TILE_CASE(1, 3)
     NN_TILE_CASE(4, 2) NN_TILE_CASE(3, 2) NN_TILE_CASE(2, 2) NN_TILE_CASE(1, 2)
     NN_TILE_CASE(4, 1) NN_TILE_CASE(3, 1) NN_TILE_CASE(2, 1)
-    default: NN_L(wg_tile_mk)(1, 1, K, a, lda, b, ldb, c, ldc); break;
+    default: NN_L(tile_mk)(1, 1, K, rows, lda, b, ldb, c, ldc, 1); break;
     }
 #undef NN_TILE_CASE
 }
