@@ -22,6 +22,13 @@ int nn_threads(void);
 /* One parallel loop over the outer index, static schedule, each thread owning whole outputs. */
 #define NN_PARALLEL_FOR_IF(cond) _Pragma(NN_STR(omp parallel for schedule(static) num_threads(nn_threads()) if(cond)))
 
+/* run(ctx, i) for every i in [0, n), each i on one thread, on the team when parallel is nonzero: thread t
+ * starts with the static share schedule(static) would give it, in order, then takes not-yet-started items
+ * from the end of the others' shares. For loops that a time step repeats, where any stall of one thread
+ * keeps the other waiting at the step's end (CKernels/README.md). Each item is still computed whole by
+ * one thread, so results do not depend on who ran it. */
+void nn_parallel_items(int n, int parallel, void (*run)(const void *ctx, int i), const void *ctx);
+
 /* ---- instruction levels (CKernels/README.md) --------------------------------------------------------
  * A family file's per-level part is compiled once per level by levels.h, each function named with the
  * level's suffix through NN_L(name); the public entry point calls NN_DISPATCH(name)(...), the instance of

@@ -190,7 +190,8 @@ typedef struct {
 } fwd_rows;
 
 /* ---- the fused recurrent step ------------------------------------------------------------------------
- * Per step, one parallel loop over blocks of hidden units; each thread owns whole blocks, reads the
+ * Per step, one parallel loop over blocks of hidden units (nn_parallel_items: each thread starts on its
+ * static share, then takes what the others have not started); each thread owns whole blocks, reads the
  * block's slice of W_hh (packed once per call, so it stays in that core's L2 across the steps), computes
  * the block's recurrent products for every row in register tiles and applies the cell to them at once.
  * Forward blocks hold FWD_UB units of every gate (the tile's columns are the G gates of those units, one
@@ -1320,10 +1321,11 @@ static void NN_L(fwd_block)(const fwd_ctx *k, int jb) {
     for (int n = fast ? k->rows : 0; n < k->p->batch; n++) NN_L(fwd_units)(k, n, j0, j1);
 }
 
+static void NN_L(fwd_block_item)(const void *k, int jb) { NN_L(fwd_block)(k, jb); }
+
 static void NN_L(fwd_blocks)(const fwd_ctx *k) {
     const int ub = FWD_UB(k->GH / k->H), blocks = (k->H + ub - 1) / ub;
-    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
-    for (int jb = 0; jb < blocks; jb++) NN_L(fwd_block)(k, jb);
+    nn_parallel_items(blocks, (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN, NN_L(fwd_block_item), k);
 }
 
 
@@ -1600,17 +1602,20 @@ static void NN_L(bwd_block)(const bwd_ctx *k, int jb) {
     if (k->bsum) NN_L(bias_sums)(k, j0, j1);
 }
 
-/* The carry blocks also run the step's gate maths and the dx blocks do not, so iteration i takes carry
- * and dx blocks in turn, spread evenly (carry block floor(i·hb/n) where that count steps up, else a dx
- * block): schedule(static) then hands every thread the same share of each kind. In index order, one
- * thread took every carry block of a layer with input = hidden and the other every dx block. */
+/* The carry blocks also run the step's gate maths and the dx blocks do not, so item i takes carry and dx
+ * blocks in turn, spread evenly (carry block floor(i·hb/n) where that count steps up, else a dx block):
+ * every thread's first share then holds the same mix of each kind. In index order, one thread took
+ * every carry block of a layer with input = hidden and the other every dx block. */
+static void NN_L(bwd_block_item)(const void *ctx, int i) {
+    const bwd_ctx *k = ctx;
+    const int hb = (k->H + BUB - 1) / BUB, blocks = hb + (k->dx ? (k->p->input + BUB - 1) / BUB : 0);
+    const int carried = (int)((long)i * hb / blocks), carry = (long)(i + 1) * hb / blocks > carried;
+    NN_L(bwd_block)(k, carry ? carried : hb + i - carried);
+}
+
 static void NN_L(bwd_blocks)(const bwd_ctx *k) {
     const int hb = (k->H + BUB - 1) / BUB, blocks = hb + (k->dx ? (k->p->input + BUB - 1) / BUB : 0);
-    NN_PARALLEL_FOR_IF(blocks > 1 && (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN)
-    for (int i = 0; i < blocks; i++) {
-        const int carried = (int)((long)i * hb / blocks), carry = (long)(i + 1) * hb / blocks > carried;
-        NN_L(bwd_block)(k, carry ? carried : hb + i - carried);
-    }
+    nn_parallel_items(blocks, (long)k->p->batch * k->GH * k->H >= NN_PARALLEL_MIN, NN_L(bwd_block_item), k);
 }
 
 /* ---- weight gradients: C [M, q] += A^T B over K rows for each right-hand side (dW = dG^T X) ---------

@@ -42,6 +42,8 @@ final class BufferCache: Sendable {
     /// Buffers smaller than this go straight to malloc/free, which handles them well.
     private static let minimumCachedBytes = 64 * 1024
     private static let capacityBytes = 1 << 30
+    /// Buffers of at least this size start on a 2 MiB boundary and are advised as huge pages.
+    private static let hugePageBytes = 2 << 20
 
     private struct State: ~Copyable {
         // Addresses as integers: raw pointers are not Sendable, and the mutex hands values across threads.
@@ -60,8 +62,21 @@ final class BufferCache: Sendable {
             }
             if let reused, let p = UnsafeMutablePointer<Float>(bitPattern: reused) { return p }
         }
+        let huge = bytes >= Self.hugePageBytes
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        guard posix_memalign(&raw, huge ? Self.hugePageBytes : 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes")
+        }
+        #if os(Linux)
+        // Large buffers on 2 MiB pages where the kernel allows it (transparent huge pages in `madvise`
+        // mode, Debian's default): one TLB entry then covers what 512 did. The recurrent kernels stream
+        // their saved activations and gate gradients (tens of MB) through each step loop, and under a
+        // hypervisor a TLB miss is a two-level page walk. Measured in C on the LSTM bench's buffers, both
+        // kinds in one process, alternating: backward 34.9 ms median against 35.7 in a busy phase of the
+        // host, 29.4 against 29.6 in a quiet one; inference forward 9.09 against 9.22. Only whole 2 MiB
+        // pages inside the buffer are advised, so no memory is added.
+        if huge { _ = madvise(raw, bytes / Self.hugePageBytes * Self.hugePageBytes, MADV_HUGEPAGE) }
+        #endif
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
