@@ -18,7 +18,8 @@
  *   hprev [T, N, H]: the state each step consumed;
  *   act   [T, N, S]: RNN h (S = H); LSTM i, f, g, o (4H; coupled f, g, o: 3H); GRU r, z, n, and
  *                    gh_n + b_hn (4H); reset-before GRU r, z, n, r * h_prev (4H); simplified GRU u, n (2H);
- *   cprev, c [T, N, H] each: the LSTM cell state before and after each step.
+ *   cprev, c [T, N, H] each: the LSTM cell state before and after each step (the standard LSTM at full
+ *                    length writes cprev for the first step only: cprev_elided).
  * Workspace: gx, later dG [T, N, G*H]; a second [T, N, G*H] for the GRU's recurrent dG (its n block
  * differs from the input one); step rows [N, G*H]; four [N, H] state rows; the recurrent bias [G*H];
  * W_hh packed for the fused step (about G*H*H).
@@ -178,6 +179,7 @@ typedef struct {
     int folded;          /* the step's product covers the input projection (folded_applies): gx unused */
     const float *x;      /* folded: [T, N, D] inputs, read by the step's product */
     int D;               /* folded: input width; 0 when the projection ran before the loop */
+    int elide_cprev;     /* cprev_elided: the fused step writes cprev at step 0 only */
 } fwd_ctx;
 
 /* Row pointers of one forward step: h is written (hin read where the cell needs h_prev), y is written
@@ -210,6 +212,12 @@ typedef struct {
 enum { TMR = 8, TNV = 4 }; /* the most rows and vectors of any tile */
 enum { FRG = 8, FKC = 64 }; /* forward step: tiles per row group, K chunk */
 enum { WKC = 256 };         /* weight gradients: K chunk */
+
+/* Whether the cell state before a step is read from the step before's saved c (written for the first step
+ * only): the standard LSTM at full length, fused or not (the fused forward then skips the write, a
+ * seventh of what it saves and backward reads back). The other LSTMs keep every row: the peephole
+ * gradients sum over cprev as one buffer. */
+static int cprev_elided(const nn_rnn_params *p) { return p->cell == NN_CELL_LSTM && !p->lengths; }
 
 static int use_fused = 1;
 void nn_rnn_set_fused(int on) { __atomic_store_n(&use_fused, on != 0, __ATOMIC_RELAXED); }
@@ -309,7 +317,15 @@ typedef struct {
     int pointwise;       /* 0: only the carry (after step 0, for dh0) */
     float *bsum;         /* [GH] column sums of dG over the steps run so far, each block's columns added
                           * after its step's gate maths while they are in L1 (cells whose dgh is dgx), or null */
+    int elide_cprev;     /* cprev_elided */
 } bwd_ctx;
+
+/* Row n of the LSTM cell state before step k->s. */
+static inline const float *cprev_row(const bwd_ctx *k, int n) {
+    const nn_rnn_params *p = k->p;
+    if (k->elide_cprev && k->s > 0) return k->cnew + ((size_t)time_of(p, k->s - 1, n) * p->batch + n) * k->H;
+    return k->cprev + ((size_t)time_of(p, k->s, n) * p->batch + n) * k->H;
+}
 
 /* One right-hand side of a weight-gradient product: C [., q] += A^T B with B [K, ldb]; the standard
  * LSTM's dW_ih and dW_hh share A = dG and go through one pass over it. */
@@ -362,7 +378,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
 
     fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
                  .c = c, .rh = rh, .y = y, .packed = packed, .folded = folded, .x = x,
-                 .D = folded ? D : 0};
+                 .D = folded ? D : 0, .elide_cprev = cprev_elided(p)};
     if (saved) {
         k.hprev = saved;
         k.act = saved + rows * H;
@@ -464,7 +480,8 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     const int fused = fused_applies(p);
 
     bwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .dy = dy, .dh_n = dh_n, .w = w, .hprev = saved,
-                 .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed};
+                 .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed,
+                 .elide_cprev = cprev_elided(p)};
     if (lstm) {
         k.cprev = k.act + rows * S;
         k.cnew = k.cprev + rows * H;
@@ -1222,7 +1239,7 @@ static void NN_L(bwd_prefetch)(const bwd_ctx *k, int n0, int n1, int j0) {
             if (k->dy) __builtin_prefetch(k->dy + tn * p->ldy + j);
             if (p->cell == NN_CELL_LSTM) {
                 __builtin_prefetch(k->cnew + tn * H + j);
-                __builtin_prefetch(k->cprev + tn * H + j);
+                __builtin_prefetch(cprev_row(k, n) + j);
             } else {
                 __builtin_prefetch(k->hprev + tn * H + j);
                 for (int g = 0; g < G; g++) __builtin_prefetch(k->dgh + tn * k->GH + (size_t)g * H + j, 1);
@@ -1263,7 +1280,7 @@ static void NN_L(fwd_fast_row)(const fwd_ctx *k, int n, int j0, const float *o) 
         vstore(y, hv);
         if (a) {
             vstore(a, i); vstore(a + H, f); vstore(a + 2 * H, g); vstore(a + 3 * H, og);
-            vstore(k->cprev + tn * H + j0, cp);
+            if (!k->elide_cprev || k->s == 0) vstore(k->cprev + tn * H + j0, cp);
             vstore(k->cnew + tn * H + j0, cn);
         }
     } else { /* NN_CELL_GRU */
@@ -1459,7 +1476,7 @@ static void NN_L(bwd_units)(const bwd_ctx *k, int n, int j0, int j1) {
         NN_L(clear_units)(dh, j0, j1);
         break;
     case NN_CELL_LSTM: case NN_CELL_LSTM_PEEPHOLE: case NN_CELL_LSTM_COUPLED:
-        NN_L(lstm_bwd_units)(k, j0, j1, dh, k->dc + (size_t)n * H, a, k->cprev + tn * H, k->cnew + tn * H, dgx);
+        NN_L(lstm_bwd_units)(k, j0, j1, dh, k->dc + (size_t)n * H, a, cprev_row(k, n), k->cnew + tn * H, dgx);
         NN_L(clear_units)(dh, j0, j1);
         break;
     case NN_CELL_GRU: NN_L(gru_bwd_units)(k, j0, j1, dh, a, hp, dgx, dgh, dh); break;
@@ -1500,7 +1517,7 @@ static void NN_L(bwd_fast_row)(const bwd_ctx *k, int n, int j0) {
             const vf dao = dh * tc * o * (1.0f - o);
             const vf d = vload(dc) + dh * o * (1.0f - tc * tc);
             const vf dai = d * g * i * (1.0f - i);
-            const vf daf = d * vload(k->cprev + tn * H + j) * f * (1.0f - f);
+            const vf daf = d * vload(cprev_row(k, n) + j) * f * (1.0f - f);
             vstore(dgx + j, dai);
             vstore(dgx + H + j, daf);
             vstore(dgx + 2 * H + j, d * i * (1.0f - g * g));
