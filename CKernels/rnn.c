@@ -179,7 +179,6 @@ typedef struct {
     int folded;          /* the step's product covers the input projection (folded_applies): gx unused */
     const float *x;      /* folded: [T, N, D] inputs, read by the step's product */
     int D;               /* folded: input width; 0 when the projection ran before the loop */
-    int elide_cprev;     /* cprev_elided: the fused step writes cprev at step 0 only */
 } fwd_ctx;
 
 /* Row pointers of one forward step: h is written (hin read where the cell needs h_prev), y is written
@@ -219,8 +218,8 @@ enum { FRG = 8 }; /* forward step: tiles per row group */
 enum { WKC = 256 };         /* weight gradients: K chunk */
 
 /* Whether the cell state before a step is read from the step before's saved c (written for the first step
- * only): the standard LSTM at full length, fused or not (the fused forward then skips the write, a
- * seventh of what it saves and backward reads back). The other LSTMs keep every row: the peephole
+ * only): the standard LSTM at full length, fused or not (the fused forward's whole-vector cell then skips
+ * the write, a seventh of what it saves and backward reads back; the unit loops still write it). The other LSTMs keep every row: the peephole
  * gradients sum over cprev as one buffer. */
 static int cprev_elided(const nn_rnn_params *p) { return p->cell == NN_CELL_LSTM && !p->lengths; }
 
@@ -322,13 +321,12 @@ typedef struct {
     int pointwise;       /* 0: only the carry (after step 0, for dh0) */
     float *bsum;         /* [GH] column sums of dG over the steps run so far, each block's columns added
                           * after its step's gate maths while they are in L1 (cells whose dgh is dgx), or null */
-    int elide_cprev;     /* cprev_elided */
 } bwd_ctx;
 
 /* Row n of the LSTM cell state before step k->s. */
 static inline const float *cprev_row(const bwd_ctx *k, int n) {
     const nn_rnn_params *p = k->p;
-    if (k->elide_cprev && k->s > 0) return k->cnew + ((size_t)time_of(p, k->s - 1, n) * p->batch + n) * k->H;
+    if (cprev_elided(p) && k->s > 0) return k->cnew + ((size_t)time_of(p, k->s - 1, n) * p->batch + n) * k->H;
     return k->cprev + ((size_t)time_of(p, k->s, n) * p->batch + n) * k->H;
 }
 
@@ -383,7 +381,7 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
 
     fwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .gx = gx, .gh = gh, .bh = bh, .w = w, .hin = h, .hout = h,
                  .c = c, .rh = rh, .y = y, .packed = packed, .folded = folded, .x = x,
-                 .D = folded ? D : 0, .elide_cprev = cprev_elided(p)};
+                 .D = folded ? D : 0};
     if (saved) {
         k.hprev = saved;
         k.act = saved + rows * H;
@@ -485,8 +483,7 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
     const int fused = fused_applies(p);
 
     bwd_ctx k = {.p = p, .H = H, .GH = GH, .S = S, .dy = dy, .dh_n = dh_n, .w = w, .hprev = saved,
-                 .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed,
-                 .elide_cprev = cprev_elided(p)};
+                 .act = saved + rows * H, .dgx = dgx, .dgh = dgh, .dh = dh, .dc = dc, .drh = drh, .packed = packed};
     if (lstm) {
         k.cprev = k.act + rows * S;
         k.cnew = k.cprev + rows * H;
@@ -1285,7 +1282,7 @@ static void NN_L(fwd_fast_row)(const fwd_ctx *k, int n, int j0, const float *o) 
         vstore(y, hv);
         if (a) {
             vstore(a, i); vstore(a + H, f); vstore(a + 2 * H, g); vstore(a + 3 * H, og);
-            if (!k->elide_cprev || k->s == 0) vstore(k->cprev + tn * H + j0, cp);
+            if (!cprev_elided(p) || k->s == 0) vstore(k->cprev + tn * H + j0, cp);
             vstore(k->cnew + tn * H + j0, cn);
         }
     } else { /* NN_CELL_GRU */

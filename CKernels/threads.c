@@ -41,6 +41,7 @@ int nn_get_num_threads(void) {
 #endif
 }
 
+#ifdef _OPENMP
 /* A share is [lo, hi) packed in one word: the owner takes lo, a thief takes hi - 1, and one compare-and-swap
  * decides each item, so no item runs twice or never. Each share has its own cache line. */
 typedef struct { _Alignas(64) unsigned long long range; } nn_share;
@@ -57,38 +58,38 @@ static int take(nn_share *s, int from_end) {
             return (int)(from_end ? hi - 1 : lo);
     }
 }
+#endif
 
 void nn_parallel_items(int n, int parallel, void (*run)(const void *ctx, int i), const void *ctx) {
+#ifdef _OPENMP
     int team = parallel ? nn_threads() : 1;
     if (team > n) team = n;
     if (team > NN_SHARES) team = NN_SHARES;
-    if (team <= 1) {
-        for (int i = 0; i < n; i++) run(ctx, i);
-        return;
-    }
-    nn_share shares[NN_SHARES];
-    for (int t = 0; t < team; t++)
-        shares[t].range = (unsigned long long)((long)(t + 1) * n / team) << 32 | (unsigned)((long)t * n / team);
-#ifdef _OPENMP
+    if (team > 1) {
+        nn_share shares[NN_SHARES];
+        for (int t = 0; t < team; t++)
+            shares[t].range = (unsigned long long)((long)(t + 1) * n / team) << 32 | (unsigned)((long)t * n / team);
 #pragma omp parallel num_threads(team)
-    {
-        /* The runtime may give fewer threads than asked: the missing threads' shares are then all stolen. */
-        const int t = omp_get_thread_num();
-        for (int i; (i = take(&shares[t], 0)) >= 0;) run(ctx, i);
-        for (int more = 1; more;) {
-            more = 0;
-            for (int v = 1; v < team; v++) {
-                const int i = take(&shares[(t + v) % team], 1);
-                if (i >= 0) {
-                    run(ctx, i);
-                    more = 1;
-                    break;
+        {
+            /* The runtime may give fewer threads than asked: the missing threads' shares are then all stolen. */
+            const int t = omp_get_thread_num();
+            for (int i; (i = take(&shares[t], 0)) >= 0;) run(ctx, i);
+            for (int more = 1; more;) {
+                more = 0;
+                for (int v = 1; v < team; v++) {
+                    const int i = take(&shares[(t + v) % team], 1);
+                    if (i >= 0) {
+                        run(ctx, i);
+                        more = 1;
+                        break;
+                    }
                 }
             }
         }
+        return;
     }
 #else
-    for (int t = 0; t < team; t++)
-        for (int i; (i = take(&shares[t], 0)) >= 0;) run(ctx, i);
+    (void)parallel;
 #endif
+    for (int i = 0; i < n; i++) run(ctx, i);
 }
