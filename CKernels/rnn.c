@@ -101,12 +101,14 @@ size_t nn_rnn_saved_size(const nn_rnn_params *p) {
 
 static size_t fused_packed_size(const nn_rnn_params *p);
 static size_t gemm_panels_size(const nn_rnn_params *p);
+static size_t wgrad_scratch_size(const nn_rnn_params *p);
 
 size_t nn_rnn_workspace_size(const nn_rnn_params *p) {
     const size_t gh = (size_t)nn_rnn_gate_count(p->cell) * p->hidden;
     const size_t rows = (size_t)p->steps * p->batch;
     const size_t seq = rows * gh * (p->cell == NN_CELL_GRU ? 2 : 1);
-    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh + fused_packed_size(p) + gemm_panels_size(p);
+    const size_t loop = fused_packed_size(p) + gemm_panels_size(p), after = wgrad_scratch_size(p);
+    return seq + (size_t)p->batch * gh + 4 * (size_t)p->batch * p->hidden + gh + (loop > after ? loop : after);
 }
 static void check_params(const nn_rnn_params *p) {
     (void)p;
@@ -217,6 +219,11 @@ enum { FRG = 8 }; /* forward step: tiles per row group */
  * 17.50 against 18.10). At the AVX2 level on the same machine 128 was 9% slower than 64. */
 #define FKC (VW == 16 ? 128 : 64)
 enum { WKC = 256 };         /* weight gradients: K chunk */
+/* The weight gradients' packed chunks of dG and of the inputs (wgrad), in the workspace the step loop's
+ * packed weights used. */
+static size_t wgrad_scratch_size(const nn_rnn_params *p) {
+    return (size_t)WKC * ((size_t)nn_rnn_gate_count(p->cell) * p->hidden + p->input + p->hidden);
+}
 
 /* Whether the cell state before a step is read from the step before's saved c (written for the first step
  * only): the standard LSTM at full length, fused or not (the fused forward's whole-vector cell then skips
@@ -441,17 +448,17 @@ void nn_rnn_forward(float *y, float *h_n, float *c_n, float *saved, const float 
  * widths are whole vectors; the rest are OpenBLAS calls on fixed blocks. */
 static void blas_products(float *dx, const nn_rnn_grads *g, const float *x, const nn_rnn_weights *w,
                                           const float *hprev, const float *act, const float *dgx, const float *dgh,
-                                          const nn_rnn_params *p) {
+                                          float *scratch, const nn_rnn_params *p) {
     const int D = p->input, H = p->hidden, GH = nn_rnn_gate_count(p->cell) * H, S = act_width(p->cell, H);
     const int rows = p->steps * p->batch;
     if (fused_applies(p) && D % 16 == 0 && H % 16 == 0) { /* every level's vector divides the widths */
         const wg_rhs ih = {.b = x, .ldb = D, .c = g->w_ih, .ldc = D, .q = D}, hh = {.b = hprev, .ldb = H, .c = g->w_hh, .ldc = H, .q = H};
         if (dgh == dgx && g->w_ih && g->w_hh) {
             const wg_rhs both[2] = {ih, hh};
-            NN_DISPATCH(wgrad)(GH, rows, dgx, GH, both, 2);
+            NN_DISPATCH(wgrad)(GH, rows, dgx, GH, both, 2, scratch);
         } else {
-            if (g->w_ih) NN_DISPATCH(wgrad)(GH, rows, dgx, GH, &ih, 1);
-            if (g->w_hh) NN_DISPATCH(wgrad)(GH, rows, dgh, GH, &hh, 1);
+            if (g->w_ih) NN_DISPATCH(wgrad)(GH, rows, dgx, GH, &ih, 1, scratch);
+            if (g->w_hh) NN_DISPATCH(wgrad)(GH, rows, dgh, GH, &hh, 1, scratch);
         }
     } else {
         if (g->w_ih) nn_sgemm_blocked(1, 0, GH, D, rows, 1.0f, dgx, GH, x, D, 1.0f, g->w_ih, D);
@@ -557,7 +564,7 @@ void nn_rnn_backward(float *dx, float *dh0, float *dc0, const nn_rnn_grads *g, c
      * OpenBLAS (best 16.9 against 17.7), and the standard LSTM's two in one pass over dG 17.5 against
      * 17.8 (same bits). An earlier try through a transposed dG lost to OpenBLAS (38 to 43 ms on one
      * thread): the transpose cost more than the packing it saved. */
-    blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, p);
+    blas_products(dx_in_loop ? NULL : dx, g, x, w, k.hprev, k.act, dgx, dgh, packed, p);
     if (k.bsum) {
         for (int j = 0; j < GH; j++) {
             if (g->b_ih) g->b_ih[j] += k.bsum[j];
@@ -1654,15 +1661,18 @@ static void NN_L(bwd_blocks)(const bwd_ctx *k) {
 }
 
 /* ---- weight gradients: C [M, q] += A^T B over K rows for each right-hand side (dW = dG^T X) ---------
- * Tiles of WGR rows of C (columns of A, broadcast from one cache line of each row of A) by four vectors
- * of C's columns (rows of B, read in place: no packing of either operand). C's rows go to threads in
- * groups of WGM; a group runs K in chunks of WKC rows, and within a chunk takes one four-vector column
- * strip at a time across all its row tiles, so the strip's chunk of B (WKC x 64 floats: 64 KB on AVX-512)
- * is read from L1 or L2 by every tile. Each element of C is one chain of fused multiply-adds in k order, owned
- * by one thread: the same bits for any thread count. Each side's q must be a multiple of VW. */
+ * Tiles of WGR rows of C (columns of A) by four vectors of C's columns (rows of B). K runs in chunks of
+ * WKC rows; each chunk of both operands is packed first, so the tiles read contiguous memory: B's chunk
+ * in strips of four vectors, shared by every tile (wgrad_pack_b), and A's columns by each group of WGM
+ * rows of C as it starts the chunk. In place, every k of a tile broadcast from a new row of dG, 4 KB
+ * from the last (one L1 set for all of them, at 1024 gate columns), and B's strip came from L2 rows
+ * 512 B or 1 KB apart: the LSTM bench's backward on one thread took 68.6 ms at best against 55.5 packed,
+ * on two 37.2 against 32.1 (Zen 3, AVX2, in-process alternation). Each element of C is one chain of
+ * fused multiply-adds in k order, owned by one thread: the same bits for any thread count. Each side's q
+ * must be a multiple of VW. */
 #define WGR FMR
 #define WGM (16 * WGR)
-/* The step's tiles with A's rows as columns of dG: row r of the tile reads a[r + k*lda]. */
+/* The step's tiles with A's rows as columns of dG (packed): row r of the tile reads a[r + k*lda]. */
 static __attribute__((noinline)) void NN_L(wg_tile)(int mr, int nv, int K, const float *a, long lda, const float *b, long ldb,
                                                     float *c, long ldc) {
     const float *rows[TMR];
@@ -1678,28 +1688,67 @@ static __attribute__((noinline)) void NN_L(wg_tile)(int mr, int nv, int K, const
 #undef NN_TILE_CASE
 }
 
-/* Group grp of C's rows for every right-hand side, K chunk by chunk: the chunk of A's columns stays in
- * cache across all of them (A, the LSTM bench's dG, is 8 MB: read once rather than once per side). */
-static void NN_L(wgrad_group)(int M, int K, const float *A, long lda, const wg_rhs *rhs, int sides, int grp) {
-    const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
-    for (int k0 = 0; k0 < K; k0 += WKC) {
-        const int kc = K - k0 < WKC ? K - k0 : WKC;
-        for (int side = 0; side < sides; side++) {
-            const wg_rhs *o = rhs + side;
-            for (int q0 = 0; q0 < o->q; q0 += 4 * VW) {
-                const int nv = (o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW) / VW;
-                for (int r0 = m0; r0 < m1; r0 += WGR)
-                    NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, nv, kc, A + (size_t)k0 * lda + r0, lda,
-                                  o->b + (size_t)k0 * o->ldb + q0, o->ldb, o->c + (size_t)r0 * o->ldc + q0, o->ldc);
-            }
+/* Strip it (over every side's strips of four vectors, in order) of B's rows k0 .. k0 + kc, packed to
+ * [kc][its width] at bp + (the columns of B before it) * WKC. */
+static void NN_L(wgrad_pack_b)(const wg_rhs *rhs, int sides, int it, int k0, int kc, float *bp) {
+    long before = 0;
+    for (int side = 0; side < sides; side++) {
+        const wg_rhs *o = rhs + side;
+        const int strips = (o->q + 4 * VW - 1) / (4 * VW);
+        if (it < strips) {
+            const int q0 = it * 4 * VW, w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW;
+            float *dst = bp + (before + q0) * WKC;
+            for (int k = 0; k < kc; k++) NN_L(copy_units)(dst + (size_t)k * w, o->b + (size_t)(k0 + k) * o->ldb + q0, 0, w);
+            return;
         }
+        it -= strips;
+        before += o->q;
     }
 }
 
-static void NN_L(wgrad)(int M, int K, const float *A, long lda, const wg_rhs *rhs, int sides) {
+/* Group grp's rows of C over K rows k0 .. k0 + kc: A's columns m0 .. m1 packed first to ap (tiles of WGR
+ * columns, each [kc][WGR]), then every strip of B (packed by wgrad_pack_b) across all the group's tiles. */
+static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs, int sides, int grp, int k0, int kc,
+                              float *scratch) {
+    const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
+    float *ap = scratch + (size_t)m0 * WKC, *bp = scratch + (size_t)M * WKC;
+    const int whole = (m1 - m0) / WGR * WGR;
+    for (int k = 0; k < kc; k++) {
+        const float *src = A + (size_t)(k0 + k) * lda + m0;
+        float *dst = ap + (size_t)k * WGR;
+        /* Each row of dG is on its own page, out of the hardware prefetchers' reach: backward 38.4 ms
+         * median against 40.5 without (2 threads, Zen 3, in-process alternation). */
+        for (int m = 0; m < m1 - m0; m += 16) __builtin_prefetch(src + 8 * lda + m);
+        for (int m = 0; m < whole; m += WGR)
+            for (int r = 0; r < WGR; r++) dst[(size_t)m * kc + r] = src[m + r];
+        for (int m = whole; m < m1 - m0; m++) dst[(size_t)whole * kc + m - whole] = src[m];
+    }
+    long before = 0;
+    for (int side = 0; side < sides; side++) {
+        const wg_rhs *o = rhs + side;
+        for (int q0 = 0; q0 < o->q; q0 += 4 * VW) {
+            const int w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW;
+            const float *b = bp + (before + q0) * WKC;
+            for (int r0 = m0; r0 < m1; r0 += WGR)
+                NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, w / VW, kc, ap + (size_t)(r0 - m0) * kc, WGR, b, w,
+                              o->c + (size_t)r0 * o->ldc + q0, o->ldc);
+        }
+        before += o->q;
+    }
+}
+
+static void NN_L(wgrad)(int M, int K, const float *A, long lda, const wg_rhs *rhs, int sides, float *scratch) {
     const int groups = (M + WGM - 1) / WGM;
-    NN_PARALLEL_FOR_IF(groups > 1 && (double)M * K * WGM >= NN_PARALLEL_MIN)
-    for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, K, A, lda, rhs, sides, grp);
+    int strips = 0;
+    for (int side = 0; side < sides; side++) strips += (rhs[side].q + 4 * VW - 1) / (4 * VW);
+    for (int k0 = 0; k0 < K; k0 += WKC) {
+        const int kc = K - k0 < WKC ? K - k0 : WKC;
+        float *bp = scratch + (size_t)M * WKC;
+        NN_PARALLEL_FOR_IF(strips > 1 && (double)kc * strips * 4 * VW >= NN_PARALLEL_MIN)
+        for (int it = 0; it < strips; it++) NN_L(wgrad_pack_b)(rhs, sides, it, k0, kc, bp);
+        NN_PARALLEL_FOR_IF(groups > 1 && (double)M * kc * WGM >= NN_PARALLEL_MIN)
+        for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, A, lda, rhs, sides, grp, k0, kc, scratch);
+    }
 }
 
 /* out[j] += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols; each
