@@ -1720,7 +1720,7 @@ static void NN_L(wgrad_pack_b)(const wg_rhs *rhs, int sides, int it, int k0, int
 }
 
 /* Group grp's rows of C over K rows k0 .. k0 + kc: A's columns m0 .. m1 packed first to ap (tiles of WGR
- * columns, each [kc][WGR]), then every strip of B (packed by wgrad_pack_b) across all the group's tiles. */
+ * columns, each [kc][its rows]), then every strip of B (packed by wgrad_pack_b) across all the group's tiles. */
 static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs, int sides, int grp, int k0, int kc,
                               float *scratch) {
     const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
@@ -1734,7 +1734,7 @@ static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs
         for (int m = 0; m < m1 - m0; m += 16) __builtin_prefetch(src + 8 * lda + m);
         for (int m = 0; m < whole; m += WGR)
             for (int r = 0; r < WGR; r++) dst[(size_t)m * kc + r] = src[m + r];
-        for (int m = whole; m < m1 - m0; m++) dst[(size_t)whole * kc + m - whole] = src[m];
+        for (int m = whole; m < m1 - m0; m++) ap[(size_t)whole * kc + (size_t)k * (m1 - m0 - whole) + m - whole] = src[m];
     }
     long before = 0;
     for (int side = 0; side < sides; side++) {
@@ -1742,9 +1742,10 @@ static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs
         for (int q0 = 0; q0 < o->q; q0 += 4 * VW) {
             const int w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW;
             const float *b = bp + (before + q0) * WKC;
-            for (int r0 = m0; r0 < m1; r0 += WGR)
-                NN_L(wg_tile)(m1 - r0 < WGR ? m1 - r0 : WGR, w / VW, kc, ap + (size_t)(r0 - m0) * kc, WGR, b, w,
-                              o->c + (size_t)r0 * o->ldc + q0, o->ldc);
+            for (int r0 = m0; r0 < m1; r0 += WGR) {
+                const int mr = m1 - r0 < WGR ? m1 - r0 : WGR;
+                NN_L(wg_tile)(mr, w / VW, kc, ap + (size_t)(r0 - m0) * kc, mr, b, w, o->c + (size_t)r0 * o->ldc + q0, o->ldc);
+            }
         }
         before += o->q;
     }

@@ -180,6 +180,9 @@ static void test_against_reference(void) {
                  * several row groups, K chunks and column strips (one of a single vector). */
                 check_against_ref(cell, 9, 40, 80, 48, 0, NULL, 48, 1, "tiled weight gradients");
                 check_against_ref(cell, 7, 5, 16, 32, 1, unsorted, 32, 1, "tiled weight gradients, lengths");
+                /* A last row group that ends in a partial tile, in a K chunk of full length (40 x 8 rows):
+                 * its packed columns must stay inside the group's share of the scratch. */
+                check_against_ref(cell, 40, 8, 16, 16, 0, NULL, 16, 1, "tiled weight gradients, partial tile");
                 continue;
             }
             check_against_ref(cell, 0, 3, 4, 5, 0, NULL, 5, 1, "no steps");
