@@ -227,8 +227,8 @@ static size_t wgrad_scratch_size(const nn_rnn_params *p) {
 
 /* Whether the cell state before a step is read from the step before's saved c (written for the first step
  * only): the standard LSTM at full length, fused or not (the fused forward's whole-vector cell then skips
- * the write, a seventh of what it saves and backward reads back; the unit loops still write it). The other LSTMs keep every row: the peephole
- * gradients sum over cprev as one buffer. */
+ * the write, a seventh of what it saves and backward reads back; the unit loops still write it). The
+ * other LSTMs keep every row: the peephole gradients sum over cprev as one buffer. */
 static int cprev_elided(const nn_rnn_params *p) { return p->cell == NN_CELL_LSTM && !p->lengths; }
 
 static int use_fused = 1;
@@ -347,6 +347,14 @@ typedef struct {
     long ldc;
     int q;
 } wg_rhs;
+
+/* One strip of four vectors of a right-hand side's columns: its side, first column q0, width w, and its
+ * [kc][w] place in the packed chunk of B (wgrad_strip). */
+typedef struct {
+    const wg_rhs *o;
+    int q0, w;
+    float *packed;
+} wg_strip;
 
 /* out[j] (and out2[j] when given) += sum over rows r of a[r*lda + j] (times b[r*ldb + j] when b is given), for j < cols, in blocks
  * of COLSUM_BLOCK columns. */
@@ -1701,31 +1709,36 @@ static void NN_L(wg_tile)(int mr, int nv, int K, const float *a, long lda, const
 #undef NN_TILE_CASE
 }
 
-/* Strip it (over every side's strips of four vectors, in order) of B's rows k0 .. k0 + kc, packed to
- * [kc][its width] at bp + (the columns of B before it) * WKC. */
-static void NN_L(wgrad_pack_b)(const wg_rhs *rhs, int sides, int it, int k0, int kc, float *bp) {
+/* Strip it of B, counting every side's strips in order; the packed chunk bp holds each at the columns of B
+ * before it, times WKC. */
+static wg_strip NN_L(wgrad_strip)(const wg_rhs *rhs, int it, float *bp) {
     long before = 0;
-    for (int side = 0; side < sides; side++) {
-        const wg_rhs *o = rhs + side;
+    for (const wg_rhs *o = rhs;; o++) {
         const int strips = (o->q + 4 * VW - 1) / (4 * VW);
         if (it < strips) {
-            const int q0 = it * 4 * VW, w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW;
-            float *dst = bp + (before + q0) * WKC;
-            for (int k = 0; k < kc; k++) NN_L(copy_units)(dst + (size_t)k * w, o->b + (size_t)(k0 + k) * o->ldb + q0, 0, w);
-            return;
+            const int q0 = it * 4 * VW;
+            return (wg_strip){.o = o, .q0 = q0, .w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW, .packed = bp + (before + q0) * WKC};
         }
         it -= strips;
         before += o->q;
     }
 }
 
-/* Group grp's rows of C over K rows k0 .. k0 + kc: A's columns m0 .. m1 packed first to ap (tiles of WGR
- * columns, each [kc][its rows]), then every strip of B (packed by wgrad_pack_b) across all the group's tiles. */
-static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs, int sides, int grp, int k0, int kc,
+/* Strip it of B's rows k0 .. k0 + kc, packed to [kc][its width]. */
+static void NN_L(wgrad_pack_b)(const wg_rhs *rhs, int it, int k0, int kc, float *bp) {
+    const wg_strip s = NN_L(wgrad_strip)(rhs, it, bp);
+    for (int k = 0; k < kc; k++) NN_L(copy_units)(s.packed + (size_t)k * s.w, s.o->b + (size_t)(k0 + k) * s.o->ldb + s.q0, 0, s.w);
+}
+
+/* Group grp's rows of C over K rows k0 .. k0 + kc: A's columns m0 .. m1 packed first to ap, as tiles of
+ * WGR columns each [kc][WGR] and a last one of fewer ([kc][its rows], inside the group's share), then
+ * every strip of B (packed by wgrad_pack_b) across all the group's tiles. */
+static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs, int strips, int grp, int k0, int kc,
                               float *scratch) {
     const int m0 = grp * WGM, m1 = m0 + WGM < M ? m0 + WGM : M;
     float *ap = scratch + (size_t)m0 * WKC, *bp = scratch + (size_t)M * WKC;
-    const int whole = (m1 - m0) / WGR * WGR;
+    const int whole = (m1 - m0) / WGR * WGR, rest = m1 - m0 - whole;
+    float *last = ap + (size_t)whole * kc;
     for (int k = 0; k < kc; k++) {
         const float *src = A + (size_t)(k0 + k) * lda + m0;
         float *dst = ap + (size_t)k * WGR;
@@ -1734,20 +1747,15 @@ static void NN_L(wgrad_group)(int M, const float *A, long lda, const wg_rhs *rhs
         for (int m = 0; m < m1 - m0; m += 16) __builtin_prefetch(src + 8 * lda + m);
         for (int m = 0; m < whole; m += WGR)
             for (int r = 0; r < WGR; r++) dst[(size_t)m * kc + r] = src[m + r];
-        for (int m = whole; m < m1 - m0; m++) ap[(size_t)whole * kc + (size_t)k * (m1 - m0 - whole) + m - whole] = src[m];
+        for (int r = 0; r < rest; r++) last[(size_t)k * rest + r] = src[whole + r];
     }
-    long before = 0;
-    for (int side = 0; side < sides; side++) {
-        const wg_rhs *o = rhs + side;
-        for (int q0 = 0; q0 < o->q; q0 += 4 * VW) {
-            const int w = o->q - q0 < 4 * VW ? o->q - q0 : 4 * VW;
-            const float *b = bp + (before + q0) * WKC;
-            for (int r0 = m0; r0 < m1; r0 += WGR) {
-                const int mr = m1 - r0 < WGR ? m1 - r0 : WGR;
-                NN_L(wg_tile)(mr, w / VW, kc, ap + (size_t)(r0 - m0) * kc, mr, b, w, o->c + (size_t)r0 * o->ldc + q0, o->ldc);
-            }
+    for (int it = 0; it < strips; it++) {
+        const wg_strip s = NN_L(wgrad_strip)(rhs, it, bp);
+        for (int r0 = m0; r0 < m1; r0 += WGR) {
+            const int mr = m1 - r0 < WGR ? m1 - r0 : WGR;
+            NN_L(wg_tile)(mr, s.w / VW, kc, ap + (size_t)(r0 - m0) * kc, mr, s.packed, s.w,
+                          s.o->c + (size_t)r0 * s.o->ldc + s.q0, s.o->ldc);
         }
-        before += o->q;
     }
 }
 
@@ -1755,13 +1763,13 @@ static void NN_L(wgrad)(int M, int K, const float *A, long lda, const wg_rhs *rh
     const int groups = (M + WGM - 1) / WGM;
     int strips = 0;
     for (int side = 0; side < sides; side++) strips += (rhs[side].q + 4 * VW - 1) / (4 * VW);
+    float *bp = scratch + (size_t)M * WKC;
     for (int k0 = 0; k0 < K; k0 += WKC) {
         const int kc = K - k0 < WKC ? K - k0 : WKC;
-        float *bp = scratch + (size_t)M * WKC;
         NN_PARALLEL_FOR_IF(strips > 1 && (double)kc * strips * 4 * VW >= NN_PARALLEL_MIN)
-        for (int it = 0; it < strips; it++) NN_L(wgrad_pack_b)(rhs, sides, it, k0, kc, bp);
+        for (int it = 0; it < strips; it++) NN_L(wgrad_pack_b)(rhs, it, k0, kc, bp);
         NN_PARALLEL_FOR_IF(groups > 1 && (double)M * kc * WGM >= NN_PARALLEL_MIN)
-        for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, A, lda, rhs, sides, grp, k0, kc, scratch);
+        for (int grp = 0; grp < groups; grp++) NN_L(wgrad_group)(M, A, lda, rhs, strips, grp, k0, kc, scratch);
     }
 }
 
